@@ -1,0 +1,5 @@
+import sys
+
+from shelfscan.cli import main
+
+sys.exit(main())

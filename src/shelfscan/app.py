@@ -1,0 +1,66 @@
+"""Running a scan in this process: the job row, progress, logs and the scanner together."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from shelfscan.catalogue.libraries import Library
+from shelfscan.config import Settings
+from shelfscan.jobs.events import JobEvents
+from shelfscan.jobs.store import create_running_job, finish_job
+from shelfscan.scan.executor import ParseExecutor
+from shelfscan.scan.pipeline import ScanOptions, Scanner, ScanSummary
+from shelfscan.scan.progress import Progress, ProgressView, publish_progress
+
+
+def owner_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def make_executor(settings: Settings) -> ParseExecutor:
+    return ParseExecutor(settings.parse_executor, settings.parse_processes, settings.covers_dir)
+
+
+async def run_scan_job(
+    pool: asyncpg.Pool,
+    scanner: Scanner,
+    library: Library,
+    settings: Settings,
+    *,
+    view: ProgressView | None = None,
+) -> tuple[int, ScanSummary]:
+    """Record a `scan_library` job, run it here, finish it; errors finish it `failed` and re-raise."""
+    owner = owner_id()
+    payload: dict[str, Any] = {"library_id": library.id}
+    job_id = await create_running_job(pool, "scan_library", payload, owner)
+    events = JobEvents.for_job(job_id, library_id=library.id, library=library.name)
+    progress = Progress()
+    try:
+        async with publish_progress(
+            pool, job_id, progress, events, interval_s=settings.progress_interval_s, view=view
+        ):
+            summary = await scanner.scan(library, events, progress)
+    except BaseException as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        await finish_job(pool, job_id, owner, "failed", error=reason, progress=progress.snapshot())
+        raise
+    await finish_job(
+        pool, job_id, owner, "succeeded", result=summary.as_dict(), progress=progress.snapshot()
+    )
+    events.log.info("scan_finished", **summary.as_dict())
+    return job_id, summary
+
+
+def scanner_for(pool: asyncpg.Pool, settings: Settings, executor: ParseExecutor, workers: int | None) -> Scanner:
+    settings.covers_dir.mkdir(parents=True, exist_ok=True)
+    options = ScanOptions(workers=workers or settings.workers, chunk_size=settings.chunk_size)
+    return Scanner(pool, executor, options)
+
+
+def resolve_roots(paths: list[str]) -> list[Path]:
+    return [Path(p).expanduser().resolve() for p in paths]

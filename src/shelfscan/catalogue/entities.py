@@ -1,0 +1,106 @@
+"""Find-or-create for people, series, genres, tags and publishers, batched and single-flight."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import asyncpg
+
+from shelfscan.catalogue.cache import SingleFlightCache
+
+EntityKind = Literal["persons", "series", "genres", "tags", "publishers"]
+ENTITY_KINDS: tuple[EntityKind, ...] = ("persons", "series", "genres", "tags", "publishers")
+
+
+@dataclass(frozen=True, slots=True)
+class EntityKey:
+    kind: EntityKind
+    library_id: int
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class EntityName:
+    """What a row is created with when the key is new: first spelling wins."""
+
+    name: str
+    sort_name: str | None = None
+
+
+# The SELECT sees rows committed before the statement; the INSERT adds the rest.
+# A row another process commits in between is neither, so the caller retries.
+_UPSERT = """
+WITH input AS (
+    SELECT DISTINCT ON (k) k, n, s FROM unnest($2::text[], $3::text[], $4::text[]) AS t(k, n, s)
+), ins AS (
+    INSERT INTO shelfscan.{table} (library_id, name_key, name{sort_col})
+    SELECT $1, k, n{sort_val} FROM input
+    ON CONFLICT (library_id, name_key) DO NOTHING
+    RETURNING id, name_key
+)
+SELECT id, name_key FROM ins
+UNION ALL
+SELECT e.id, e.name_key FROM shelfscan.{table} e JOIN input ON e.name_key = input.k
+WHERE e.library_id = $1
+"""
+
+
+def _upsert_sql(kind: EntityKind) -> str:
+    if kind == "persons":
+        return _UPSERT.format(table=kind, sort_col=", sort_name", sort_val=", s")
+    return _UPSERT.format(table=kind, sort_col="", sort_val="")
+
+
+class EntityResolver:
+    """Turns entity names into row ids for the lifetime of one scan or daemon."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self._cache: SingleFlightCache[EntityKey, EntityName, int] = SingleFlightCache(self._load)
+        self._sql = {kind: _upsert_sql(kind) for kind in ENTITY_KINDS}
+        self.round_trips = 0
+
+    @property
+    def loads(self) -> int:
+        return self._cache.loads
+
+    async def resolve(self, wanted: Mapping[EntityKey, EntityName]) -> dict[EntityKey, int]:
+        if not wanted:
+            return {}
+        return await self._cache.get_many(wanted)
+
+    async def _load(self, missing: dict[EntityKey, EntityName]) -> dict[EntityKey, int]:
+        groups: dict[tuple[EntityKind, int], dict[str, EntityName]] = defaultdict(dict)
+        for ek, name in missing.items():
+            groups[(ek.kind, ek.library_id)][ek.key] = name
+        found: dict[EntityKey, int] = {}
+        async with self._pool.acquire() as conn:
+            for (kind, library_id), names in groups.items():
+                for key, row_id in (await self._upsert(conn, kind, library_id, names)).items():
+                    found[EntityKey(kind, library_id, key)] = row_id
+        return found
+
+    async def _upsert(
+        self, conn: asyncpg.Connection, kind: EntityKind, library_id: int, names: dict[str, EntityName]
+    ) -> dict[str, int]:
+        pending = dict(names)
+        ids: dict[str, int] = {}
+        for _ in range(5):
+            keys = list(pending)
+            self.round_trips += 1
+            rows = await conn.fetch(
+                self._sql[kind],
+                library_id,
+                keys,
+                [pending[k].name for k in keys],
+                [pending[k].sort_name for k in keys],
+            )
+            for row in rows:
+                ids[row["name_key"]] = row["id"]
+                pending.pop(row["name_key"], None)
+            if not pending:
+                return ids
+        raise RuntimeError(f"could not resolve {len(pending)} {kind} after retries")

@@ -1,0 +1,305 @@
+"""Atomic book writes: a book and everything it links to commit together or not at all.
+
+Books are written in batches, one transaction per batch, with every table fed
+by one array-valued statement. When a batch fails, it is rolled back and its
+books are written again one transaction each, so one bad book costs only itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+import asyncpg
+
+
+@dataclass(frozen=True, slots=True)
+class CoverRow:
+    sha256: str
+    mime: str | None
+    width: int | None
+    height: int | None
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChapterRow:
+    title: str
+    level: int = 0
+    href: str | None = None
+    start_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FileRow:
+    file_id: int | None  # None: a new file
+    root_id: int
+    path: str
+    size: int
+    mtime_ns: int
+    inode: int | None
+    format: str
+    status: str = "ok"
+    scan_error: str | None = None
+    language: str | None = None
+    duration_s: float | None = None
+    page_count: int | None = None
+    sort_order: int = 0
+    cover: CoverRow | None = None
+    identifiers: tuple[tuple[str, str], ...] = ()
+    narrator_ids: tuple[int, ...] = ()
+    chapters: tuple[ChapterRow, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class BookRow:
+    book_id: int | None  # None: a new book
+    library_id: int
+    title: str
+    sort_title: str
+    files: tuple[FileRow, ...]
+    subtitle: str | None = None
+    description: str | None = None
+    publisher_id: int | None = None
+    release_date: str | None = None
+    language: str | None = None
+    status: str = "ok"
+    authors: tuple[tuple[int, str], ...] = ()  # (person id, role) in credit order
+    series: tuple[tuple[int, Decimal | None], ...] = ()
+    genre_ids: tuple[int, ...] = ()
+    tag_ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class WriteFailure:
+    book: BookRow
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    written: tuple[int, ...]  # book ids, in input order of the books that landed
+    failed: tuple[WriteFailure, ...]
+
+
+class BookWriter:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self.batches = 0
+        self.fallbacks = 0
+
+    async def write(self, books: Sequence[BookRow]) -> WriteResult:
+        if not books:
+            return WriteResult((), ())
+        async with self._pool.acquire() as conn:
+            try:
+                async with conn.transaction():
+                    ids = await _write_batch(conn, books)
+                self.batches += 1
+                return WriteResult(tuple(ids), ())
+            except (asyncpg.PostgresError, asyncpg.DataError, ValueError, TypeError) as exc:
+                if len(books) == 1:
+                    return WriteResult((), (WriteFailure(books[0], _one_line(exc)),))
+            # The batch is rolled back: retry book by book so only the bad one is lost.
+            self.fallbacks += 1
+            written: list[int] = []
+            failed: list[WriteFailure] = []
+            for book in books:
+                try:
+                    async with conn.transaction():
+                        written.extend(await _write_batch(conn, [book]))
+                except (asyncpg.PostgresError, asyncpg.DataError, ValueError, TypeError) as exc:
+                    failed.append(WriteFailure(book, _one_line(exc)))
+            return WriteResult(tuple(written), tuple(failed))
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return f"database write failed: {text}"[:500]
+
+
+async def _allocate(conn: asyncpg.Connection, table: str, count: int) -> list[int]:
+    if count == 0:
+        return []
+    rows = await conn.fetch(
+        f"SELECT nextval(pg_get_serial_sequence('shelfscan.{table}', 'id')) AS id "
+        "FROM generate_series(1, $1)",
+        count,
+    )
+    return [r["id"] for r in rows]
+
+
+async def _write_batch(conn: asyncpg.Connection, books: Sequence[BookRow]) -> list[int]:
+    """Write `books` on `conn` inside the caller's transaction; return their ids."""
+    new_books = sum(1 for b in books if b.book_id is None)
+    new_files = sum(1 for b in books for f in b.files if f.file_id is None)
+    book_id_pool = iter(await _allocate(conn, "books", new_books))
+    file_id_pool = iter(await _allocate(conn, "files", new_files))
+
+    book_ids: list[int] = []
+    old_book_ids: list[int] = []
+    old_file_ids: list[int] = []
+    files: list[tuple[int, int, FileRow]] = []  # (file id, book id, row)
+    for book in books:
+        if book.book_id is None:
+            bid = next(book_id_pool)
+        else:
+            bid = book.book_id
+            old_book_ids.append(bid)
+        book_ids.append(bid)
+        for f in book.files:
+            if f.file_id is None:
+                fid = next(file_id_pool)
+            else:
+                fid = f.file_id
+                old_file_ids.append(fid)
+            files.append((fid, bid, f))
+
+    cover_ids = await _upsert_covers(conn, [f.cover for _, _, f in files if f.cover])
+
+    await conn.execute(
+        """
+        INSERT INTO shelfscan.books AS b (id, library_id, title, subtitle, sort_title,
+            description, publisher_id, release_date, language, status)
+        SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[],
+            $6::text[], $7::bigint[], $8::text[], $9::text[], $10::text[])
+        ON CONFLICT (id) DO UPDATE SET
+            title = EXCLUDED.title, subtitle = EXCLUDED.subtitle, sort_title = EXCLUDED.sort_title,
+            description = EXCLUDED.description, publisher_id = EXCLUDED.publisher_id,
+            release_date = EXCLUDED.release_date, language = EXCLUDED.language,
+            status = EXCLUDED.status, updated_at = now()
+        """,
+        book_ids,
+        [b.library_id for b in books],
+        [b.title for b in books],
+        [b.subtitle for b in books],
+        [b.sort_title for b in books],
+        [b.description for b in books],
+        [b.publisher_id for b in books],
+        [b.release_date for b in books],
+        [b.language for b in books],
+        [b.status for b in books],
+    )
+    if old_book_ids:
+        await conn.execute(
+            """
+            WITH a AS (DELETE FROM shelfscan.book_authors WHERE book_id = ANY($1::bigint[])),
+                 s AS (DELETE FROM shelfscan.book_series WHERE book_id = ANY($1::bigint[])),
+                 g AS (DELETE FROM shelfscan.book_genres WHERE book_id = ANY($1::bigint[]))
+            DELETE FROM shelfscan.book_tags WHERE book_id = ANY($1::bigint[])
+            """,
+            old_book_ids,
+        )
+    if old_file_ids:
+        await conn.execute(
+            """
+            WITH i AS (DELETE FROM shelfscan.file_identifiers WHERE file_id = ANY($1::bigint[])),
+                 n AS (DELETE FROM shelfscan.file_narrators WHERE file_id = ANY($1::bigint[]))
+            DELETE FROM shelfscan.chapters WHERE file_id = ANY($1::bigint[])
+            """,
+            old_file_ids,
+        )
+    await conn.execute(
+        """
+        INSERT INTO shelfscan.files AS f (id, library_id, root_id, book_id, path, size, mtime_ns,
+            inode, format, status, scan_error, language, duration_s, page_count, cover_id,
+            sort_order, missing_since)
+        SELECT t.*, NULL::timestamptz FROM unnest($1::bigint[], $2::bigint[], $3::bigint[],
+            $4::bigint[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], $9::text[],
+            $10::text[], $11::text[], $12::text[], $13::float8[], $14::int[], $15::bigint[],
+            $16::int[]) AS t
+        ON CONFLICT (id) DO UPDATE SET
+            book_id = EXCLUDED.book_id, root_id = EXCLUDED.root_id, path = EXCLUDED.path,
+            size = EXCLUDED.size, mtime_ns = EXCLUDED.mtime_ns, inode = EXCLUDED.inode,
+            format = EXCLUDED.format, status = EXCLUDED.status, scan_error = EXCLUDED.scan_error,
+            language = EXCLUDED.language, duration_s = EXCLUDED.duration_s,
+            page_count = EXCLUDED.page_count, cover_id = EXCLUDED.cover_id,
+            sort_order = EXCLUDED.sort_order, missing_since = NULL, updated_at = now()
+        """,
+        [fid for fid, _, _ in files],
+        [books[0].library_id] * len(files),
+        [f.root_id for _, _, f in files],
+        [bid for _, bid, _ in files],
+        [f.path for _, _, f in files],
+        [f.size for _, _, f in files],
+        [f.mtime_ns for _, _, f in files],
+        [f.inode for _, _, f in files],
+        [f.format for _, _, f in files],
+        [f.status for _, _, f in files],
+        [f.scan_error for _, _, f in files],
+        [f.language for _, _, f in files],
+        [f.duration_s for _, _, f in files],
+        [f.page_count for _, _, f in files],
+        [cover_ids[f.cover.sha256] if f.cover else None for _, _, f in files],
+        [f.sort_order for _, _, f in files],
+    )
+    await _insert_links(conn, books, book_ids, files)
+    return book_ids
+
+
+async def _upsert_covers(conn: asyncpg.Connection, covers: list[CoverRow]) -> dict[str, int]:
+    if not covers:
+        return {}
+    unique = list({c.sha256: c for c in covers}.values())
+    shas = [c.sha256 for c in unique]
+    await conn.execute(
+        """
+        INSERT INTO shelfscan.covers (sha256, mime, width, height, size)
+        SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::bigint[])
+        ON CONFLICT (sha256) DO NOTHING
+        """,
+        shas,
+        [c.mime for c in unique],
+        [c.width for c in unique],
+        [c.height for c in unique],
+        [c.size for c in unique],
+    )
+    rows = await conn.fetch(
+        "SELECT id, sha256 FROM shelfscan.covers WHERE sha256 = ANY($1::text[])", shas
+    )
+    return {r["sha256"]: r["id"] for r in rows}
+
+
+async def _insert_links(
+    conn: asyncpg.Connection,
+    books: Sequence[BookRow],
+    book_ids: list[int],
+    files: list[tuple[int, int, FileRow]],
+) -> None:
+    authors = [
+        (bid, pid, role, i)
+        for bid, b in zip(book_ids, books, strict=True)
+        for i, (pid, role) in enumerate(dict.fromkeys(b.authors))
+    ]
+    series = [
+        (bid, sid, num, i)
+        for bid, b in zip(book_ids, books, strict=True)
+        for i, (sid, num) in enumerate(dict(b.series).items())
+    ]
+    genres = [(bid, g) for bid, b in zip(book_ids, books, strict=True) for g in dict.fromkeys(b.genre_ids)]
+    tags = [(bid, t) for bid, b in zip(book_ids, books, strict=True) for t in dict.fromkeys(b.tag_ids)]
+    narrators = [(fid, p, i) for fid, _, f in files for i, p in enumerate(dict.fromkeys(f.narrator_ids))]
+    idents = [(fid, t, v) for fid, _, f in files for t, v in dict.fromkeys(f.identifiers)]
+    chapters = [
+        (fid, i, c.level, c.title, c.start_s, c.href) for fid, _, f in files for i, c in enumerate(f.chapters)
+    ]
+    statements: list[tuple[str, list[tuple[object, ...]], tuple[str, ...]]] = [
+        ("book_authors (book_id, person_id, role, sort_order)", authors, ("bigint", "bigint", "text", "int")),
+        ("book_series (book_id, series_id, number, sort_order)", series, ("bigint", "bigint", "numeric", "int")),
+        ("book_genres (book_id, genre_id)", genres, ("bigint", "bigint")),
+        ("book_tags (book_id, tag_id)", tags, ("bigint", "bigint")),
+        ("file_narrators (file_id, person_id, sort_order)", narrators, ("bigint", "bigint", "int")),
+        ("file_identifiers (file_id, type, value)", idents, ("bigint", "text", "text")),
+        (
+            "chapters (file_id, sort_order, level, title, start_s, href)",
+            chapters,
+            ("bigint", "int", "int", "text", "float8", "text"),
+        ),
+    ]
+    for target, rows, types in statements:
+        if not rows:
+            continue
+        columns = list(zip(*rows, strict=True))
+        params = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(types))
+        await conn.execute(f"INSERT INTO shelfscan.{target} SELECT * FROM unnest({params})", *columns)

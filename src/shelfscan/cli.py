@@ -1,0 +1,141 @@
+"""`shelfscan` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from shelfscan.app import make_executor, resolve_roots, run_scan_job, scanner_for
+from shelfscan.catalogue.export import export_books
+from shelfscan.catalogue.libraries import default_library_name, ensure_library
+from shelfscan.config import ConfigError, Settings
+from shelfscan.db.connect import DatabaseUnavailable, database_url, open_pool, redact_url
+from shelfscan.db.embedded import EmbeddedDatabaseError
+from shelfscan.db.migrate import migrate
+from shelfscan.logs import configure_logging
+from shelfscan.scan.pipeline import RootUnavailable, ScanSummary
+from shelfscan.scan.progress import RichProgressView
+
+
+class CliError(Exception):
+    """A one-line reason the command could not do its job (exit status 1)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="shelfscan", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    scan = sub.add_parser("scan", help="scan folders into the catalogue")
+    scan.add_argument("paths", nargs="+", metavar="PATH")
+    scan.add_argument("--library", help="library name (default: the first folder's name)")
+    scan.add_argument("--workers", type=int, help="coroutine workers (default SHELFSCAN_WORKERS or 4)")
+    scan.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+
+    export = sub.add_parser("export", help="print the catalogue as JSON Lines, one book per line")
+    export.add_argument("--library", help="only this library")
+
+    sub.add_parser("migrate", help="apply database migrations")
+
+    db = sub.add_parser("db", help="database helpers")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser("url", help="print the database URL (starts the embedded server if needed)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        configure_logging(settings.log_format, settings.log_level)
+        return _dispatch(args, settings)
+    except (CliError, ConfigError, DatabaseUnavailable, EmbeddedDatabaseError, RootUnavailable) as exc:
+        print(f"shelfscan: {redact_url(str(exc))}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("shelfscan: interrupted", file=sys.stderr)
+        return 130
+
+
+def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "db":
+        return _db_url(settings)
+    with database_url(settings) as url:
+        if args.command == "migrate":
+            applied = asyncio.run(migrate(url))
+            print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
+            return 0
+        if args.command == "export":
+            return asyncio.run(_export(url, args.library))
+        if args.command == "scan":
+            return asyncio.run(_scan(url, settings, args))
+    raise CliError(f"unknown command {args.command}")
+
+
+def _db_url(settings: Settings) -> int:
+    if settings.database_url:
+        print(settings.database_url)
+        return 0
+    import pgserver
+
+    pgdata = settings.data_dir / "pg"
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    # Left running on purpose so the printed URL stays usable (e.g. for psql).
+    server = pgserver.get_server(str(pgdata), cleanup_mode=None)
+    print(server.get_uri())
+    return 0
+
+
+async def _export(url: str, library: str | None) -> int:
+    await migrate(url)
+    async with open_pool(url, max_size=2) as pool:
+        out = sys.stdout
+        async for doc in export_books(pool, library):
+            out.write(doc + "\n")
+    return 0
+
+
+async def _scan(url: str, settings: Settings, args: argparse.Namespace) -> int:
+    roots = resolve_roots(args.paths)
+    for root in roots:
+        if not root.is_dir():
+            raise CliError(f"cannot scan {root}: no such folder")
+    if args.workers is not None and not 1 <= args.workers <= 64:
+        raise CliError("--workers must be between 1 and 64")
+    settings = dataclasses.replace(settings, workers=args.workers or settings.workers)
+    await migrate(url)
+    async with open_pool(url, max_size=settings.workers + 4) as pool:
+        library = await ensure_library(pool, args.library or default_library_name(roots), roots)
+        chosen = {str(r) for r in roots}
+        library = dataclasses.replace(library, roots=tuple(r for r in library.roots if str(r.path) in chosen))
+        executor = make_executor(settings)
+        try:
+            scanner = scanner_for(pool, settings, executor, settings.workers)
+            if sys.stderr.isatty() and not args.json:
+                with RichProgressView() as view:
+                    _, summary = await run_scan_job(pool, scanner, library, settings, view=view)
+            else:
+                _, summary = await run_scan_job(pool, scanner, library, settings)
+        finally:
+            executor.close()
+    _print_summary(summary, as_json=args.json, library=library.name)
+    return 0
+
+
+def _print_summary(summary: ScanSummary, *, as_json: bool, library: str) -> None:
+    if as_json:
+        print(json.dumps(summary.as_dict()))
+        return
+    s = summary
+    print(
+        f"{library}: {s.books_added} added, {s.books_updated} updated, {s.books_unchanged} unchanged, "
+        f"{s.books_missing} missing, {s.files_failed} failed; {s.files_seen} files in {s.elapsed_s:.2f}s"
+    )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""Settings read once from the environment, then passed down explicitly."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+
+ExecutorKind = Literal["process", "thread"]
+LogFormat = Literal["auto", "json", "console"]
+
+
+class ConfigError(ValueError):
+    """A setting has a value shelfscan cannot use; the message names it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str | None
+    data_dir: Path
+    covers_dir: Path
+    workers: int
+    parse_executor: ExecutorKind
+    parse_processes: int
+    chunk_size: int
+    log_format: LogFormat
+    log_level: str
+    progress_interval_s: float
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        data_dir = Path(
+            env.get("SHELFSCAN_DATA_DIR") or platformdirs.user_data_dir("shelfscan", appauthor=False)
+        ).expanduser()
+        covers = env.get("SHELFSCAN_COVERS_DIR")
+        executor = env.get("SHELFSCAN_PARSE_EXECUTOR", "process")
+        if executor not in ("process", "thread"):
+            raise ConfigError(f"SHELFSCAN_PARSE_EXECUTOR must be 'process' or 'thread', not {executor!r}")
+        log_format = env.get("SHELFSCAN_LOG_FORMAT", "auto")
+        if log_format not in ("auto", "json", "console"):
+            raise ConfigError(f"SHELFSCAN_LOG_FORMAT must be auto, json or console, not {log_format!r}")
+        level = env.get("SHELFSCAN_LOG_LEVEL", "info").lower()
+        if level not in ("debug", "info", "warning", "error"):
+            raise ConfigError(f"SHELFSCAN_LOG_LEVEL must be debug, info, warning or error, not {level!r}")
+        return cls(
+            database_url=env.get("DATABASE_URL") or None,
+            data_dir=data_dir,
+            covers_dir=Path(covers).expanduser() if covers else data_dir / "covers",
+            workers=_int(env, "SHELFSCAN_WORKERS", 4, 1, 64),
+            parse_executor=executor,  # type: ignore[arg-type]
+            parse_processes=_int(env, "SHELFSCAN_PARSE_PROCESSES", os.cpu_count() or 2, 1, 64),
+            chunk_size=_int(env, "SHELFSCAN_CHUNK_SIZE", 50, 1, 5000),
+            log_format=log_format,  # type: ignore[arg-type]
+            log_level=level,
+            progress_interval_s=_float(env, "SHELFSCAN_PROGRESS_INTERVAL", 1.0, 0.05, 2.0),
+        )
+
+
+def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name} must be between {lo} and {hi}, not {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, lo: float, hi: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, not {raw!r}") from None
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name} must be between {lo} and {hi}, not {value}")
+    return value

@@ -1,0 +1,73 @@
+"""Where the database is, and a pool to it."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import AsyncIterator, Iterator
+
+import asyncpg
+
+from shelfscan.config import Settings
+from shelfscan.db.embedded import embedded_postgres
+
+_PASSWORD_IN_URL = re.compile(r"(://[^:/@]*:)([^@]*)(@)")
+
+
+def redact_url(url: str) -> str:
+    """Hide the password of a URL before it reaches a log line or an error."""
+    return _PASSWORD_IN_URL.sub(r"\1***\3", url)
+
+
+@contextlib.contextmanager
+def database_url(settings: Settings) -> Iterator[str]:
+    """DATABASE_URL if set, else an embedded server kept alive for the block."""
+    if settings.database_url:
+        yield settings.database_url
+        return
+    with embedded_postgres(settings.data_dir) as url:
+        yield url
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec("jsonb", encoder=_json_dumps, decoder=_json_loads, schema="pg_catalog")
+
+
+def _json_dumps(value: object) -> str:
+    import json
+
+    return json.dumps(value, default=str)
+
+
+def _json_loads(value: str) -> object:
+    import json
+
+    return json.loads(value)
+
+
+@contextlib.asynccontextmanager
+async def open_pool(url: str, *, min_size: int = 1, max_size: int = 8) -> AsyncIterator[asyncpg.Pool]:
+    try:
+        pool = await asyncpg.create_pool(
+            url, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=300
+        )
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise DatabaseUnavailable(f"cannot connect to {redact_url(url)}: {exc}") from None
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+async def connect(url: str) -> asyncpg.Connection:
+    """A connection outside the pool (migrations' advisory lock, LISTEN)."""
+    try:
+        conn: asyncpg.Connection = await asyncpg.connect(url)
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise DatabaseUnavailable(f"cannot connect to {redact_url(url)}: {exc}") from None
+    await _init_connection(conn)
+    return conn
+
+
+class DatabaseUnavailable(RuntimeError):
+    pass

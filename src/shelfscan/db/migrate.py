@@ -1,0 +1,88 @@
+"""Plain-SQL migrations from `sql/`, applied in order under an advisory lock."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import asyncpg
+import structlog
+
+from shelfscan.db.connect import connect
+
+# Any constant works; it only has to be the same for every shelfscan process.
+MIGRATION_LOCK_KEY = 0x5E1F5CA9
+_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def migrations_dir() -> Path:
+    """`sql/` of a source checkout, or the copy packed into the wheel."""
+    packed = Path(str(resources.files("shelfscan"))) / "_sql"
+    if packed.is_dir():
+        return packed
+    return Path(__file__).resolve().parents[3] / "sql"
+
+
+def load_migrations(folder: Path | None = None) -> list[Migration]:
+    folder = folder or migrations_dir()
+    found = []
+    for path in sorted(folder.iterdir()):
+        match = _NAME.match(path.name)
+        if match:
+            found.append(Migration(int(match.group(1)), path.name, path.read_text("utf-8")))
+    if not found:
+        raise RuntimeError(f"no migrations found in {folder}")
+    return found
+
+
+async def migrate(url: str) -> list[str]:
+    """Apply what is missing; safe when several processes start at once."""
+    log = structlog.get_logger("shelfscan.migrate")
+    conn = await connect(url)
+    try:
+        await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
+        try:
+            return await _apply(conn, load_migrations(), log)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
+    finally:
+        await conn.close()
+
+
+async def _apply(
+    conn: asyncpg.Connection, migrations: list[Migration], log: structlog.stdlib.BoundLogger
+) -> list[str]:
+    await conn.execute(
+        """
+        CREATE SCHEMA IF NOT EXISTS shelfscan;
+        CREATE TABLE IF NOT EXISTS shelfscan.schema_migrations (
+            version    integer PRIMARY KEY,
+            name       text NOT NULL,
+            applied_at timestamptz NOT NULL DEFAULT now()
+        );
+        """
+    )
+    done = {r["version"] for r in await conn.fetch("SELECT version FROM shelfscan.schema_migrations")}
+    applied = []
+    for migration in migrations:
+        if migration.version in done:
+            continue
+        async with conn.transaction():
+            await conn.execute(migration.sql)
+            await conn.execute(
+                "INSERT INTO shelfscan.schema_migrations (version, name) VALUES ($1, $2)",
+                migration.version,
+                migration.name,
+            )
+        log.info("migration_applied", migration=migration.name)
+        applied.append(migration.name)
+    return applied

@@ -1,0 +1,80 @@
+"""Records that format parsers return.
+
+Parsers are pure: they turn a file into a `Metadata` record and know nothing of
+the database. Everything here pickles cheaply, because records cross the
+process-pool boundary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+
+class ParseError(Exception):
+    """A file could not be read as its format; the message is one line for the user."""
+
+
+@dataclass(frozen=True, slots=True)
+class Contributor:
+    """A person credited on a book; `role` is a plain word ("author", "editor", ...)."""
+
+    name: str
+    role: str = "author"
+    sort_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesEntry:
+    name: str
+    number: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Identifier:
+    """`type` is one of isbn_13, isbn_10, asin, uuid, or a lower-case scheme name."""
+
+    type: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class Chapter:
+    """A table-of-contents entry: ebooks carry `href`, audio carries `start_s`."""
+
+    title: str
+    level: int = 0
+    href: str | None = None
+    start_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CoverImage:
+    """Raw cover bytes as found in the file; stored by content hash, never in the library."""
+
+    data: bytes
+    mime: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Metadata:
+    """What one file says about the book it holds."""
+
+    format: str
+    title: str | None = None
+    subtitle: str | None = None
+    contributors: tuple[Contributor, ...] = ()
+    narrators: tuple[str, ...] = ()
+    series: tuple[SeriesEntry, ...] = ()
+    genres: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    description: str | None = None
+    publisher: str | None = None
+    release_date: str | None = None
+    language: str | None = None
+    identifiers: tuple[Identifier, ...] = ()
+    chapters: tuple[Chapter, ...] = ()
+    cover: CoverImage | None = None
+    duration_s: float | None = None
+    page_count: int | None = None
+    extra: dict[str, str] = field(default_factory=dict)

@@ -1,0 +1,56 @@
+"""structlog set-up: JSON lines for machines, readable lines for people."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any, TextIO
+
+import structlog
+
+from shelfscan.db.connect import redact_url
+
+
+class _StderrLogger:
+    """Writes to whatever `sys.stderr` is now, so a live progress bar can wrap it."""
+
+    def msg(self, message: str) -> None:
+        stream: TextIO = sys.stderr
+        stream.write(message + "\n")
+        stream.flush()
+
+    log = debug = info = warning = warn = error = critical = exception = fatal = msg
+
+
+def _logger_factory(*_args: Any) -> _StderrLogger:
+    return _StderrLogger()
+
+
+def redact_secrets(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+    """A database URL's password never reaches a log line."""
+    for key, value in event.items():
+        if isinstance(value, str) and "://" in value:
+            event[key] = redact_url(value)
+    return event
+
+
+def configure_logging(fmt: str = "auto", level: str = "info") -> None:
+    use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if use_json
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            redact_secrets,
+            structlog.processors.dict_tracebacks if use_json else structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
+        logger_factory=_logger_factory,
+        cache_logger_on_first_use=False,
+    )
