@@ -1,0 +1,78 @@
+"""The command line as a user runs it, in a subprocess, against a real database."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+def _run(args: list[str], db_url: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DATABASE_URL": db_url, "SHELFSCAN_DATA_DIR": str(tmp_path / "data")}
+    return subprocess.run(
+        [sys.executable, "-m", "shelfscan", *args], env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_scan_of_the_real_epubs_twice_then_export(
+    db_url: str, tmp_path: Path, corpus_dir: Path, corpus_truth: dict[str, dict[str, Any]]
+) -> None:
+    folder = corpus_dir / "epub"
+    expected = {k: v for k, v in corpus_truth.items() if k.startswith("epub/")}
+    first = _run(["scan", str(folder), "--json"], db_url, tmp_path)
+    assert first.returncode == 0, first.stderr
+    summary = json.loads(first.stdout)
+    assert summary["books_added"] == len(expected) == len(list(folder.glob("*.epub")))
+    assert summary["files_failed"] == 0
+
+    second = _run(["scan", str(folder), "--json"], db_url, tmp_path)
+    assert second.returncode == 0, second.stderr
+    again = json.loads(second.stdout)
+    assert (again["books_added"], again["books_unchanged"]) == (0, len(expected))
+
+    exported = _run(["export"], db_url, tmp_path)
+    assert exported.returncode == 0, exported.stderr
+    books = [json.loads(line) for line in exported.stdout.splitlines()]
+    by_path = {"epub/" + b["files"][0]["path"]: b for b in books}
+    assert set(by_path) == set(expected)
+    for path, truth in expected.items():
+        book = by_path[path]
+        assert book["title"] == truth["title"], path
+        authors = [a["name"] for a in book["authors"] if a["role"] == "author"]
+        assert authors == truth.get("authors", []), path
+        assert book["files"][0]["language"] == truth["language"], path
+        assert (book["files"][0]["cover"] is not None) == truth["has_cover"], path
+    # stderr carries structured JSON log lines when not on a terminal
+    events = [json.loads(line)["event"] for line in first.stderr.splitlines() if line.startswith("{")]
+    assert "scan_finished" in events
+
+
+def test_scan_of_a_missing_folder_fails_with_one_line(db_url: str, tmp_path: Path) -> None:
+    result = _run(["scan", str(tmp_path / "nope"), "--json"], db_url, tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("shelfscan: cannot scan")
+
+
+def test_unreachable_database_fails_with_one_line_and_no_password(tmp_path: Path) -> None:
+    (tmp_path / "lib").mkdir()
+    url = "postgresql://shelf:s3cret@127.0.0.1:1/none"
+    result = _run(["scan", str(tmp_path / "lib")], url, tmp_path)
+    assert result.returncode == 1
+    assert "s3cret" not in result.stderr
+    assert "cannot connect" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("value", ["zero", "0"])
+def test_bad_settings_are_rejected_clearly(db_url: str, tmp_path: Path, value: str) -> None:
+    env = {**os.environ, "DATABASE_URL": db_url, "SHELFSCAN_WORKERS": value}
+    result = subprocess.run(
+        [sys.executable, "-m", "shelfscan", "migrate"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1
+    assert "SHELFSCAN_WORKERS" in result.stderr
