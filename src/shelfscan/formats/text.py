@@ -1,0 +1,167 @@
+"""Text clean-up shared by format parsers.
+
+Metadata strings arrive with stray control characters, odd whitespace, HTML
+markup and every date format imaginable; these helpers make them storable.
+"""
+
+from __future__ import annotations
+
+import calendar
+import html
+import re
+from html.parser import HTMLParser
+
+__all__ = ["clean", "normalise_date", "strip_html"]
+
+# C0 controls except \t and \n, DEL, C1 controls, lone surrogates and the Unicode
+# non-characters that PostgreSQL text or terminals choke on.
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+_INVISIBLE_RE = re.compile(r"[\u200b\u2060\ufeff]")
+_SPACE_RUN_RE = re.compile(r"[^\S\n]+")
+_BLANK_LINES_RE = re.compile(r"\n{3,}")
+_TAG_RE = re.compile(r"<\s*/?\s*[A-Za-z][^<>]*>|<!--")
+
+_BREAK_TAGS = frozenset({"br", "hr"})
+_BLOCK_TAGS = frozenset(
+    {
+        "p", "div", "section", "article", "blockquote", "pre", "ul", "ol", "dl",
+        "table", "h1", "h2", "h3", "h4", "h5", "h6", "header", "footer", "aside",
+    }
+)  # fmt: skip
+_LINE_TAGS = frozenset({"li", "tr", "dt", "dd", "caption", "figcaption"})
+_SKIP_TAGS = frozenset({"script", "style", "head", "title", "template"})
+
+
+def clean(s: str | None, *, multiline: bool = False) -> str | None:
+    """Make a metadata string storable, or None when nothing is left.
+
+    Single-line fields get every whitespace run collapsed to one space;
+    `multiline` keeps line breaks (at most one blank line) for descriptions.
+    """
+    if s is None:
+        return None
+    if s.isprintable():
+        # Fast path: no controls, no invisible format characters, no line breaks.
+        return " ".join(s.split()) or None
+    text = s.replace("\r\n", "\n").replace("\r", "\n")
+    text = _CONTROL_RE.sub("", text)
+    text = _INVISIBLE_RE.sub("", text)
+    if not multiline:
+        return " ".join(text.split()) or None
+    lines = [_SPACE_RUN_RE.sub(" ", line).strip() for line in text.split("\n")]
+    joined = _BLANK_LINES_RE.sub("\n\n", "\n".join(lines)).strip()
+    return joined or None
+
+
+# Markers the extractor emits for tag-made breaks; input control characters are
+# removed first, so they cannot collide with text.
+_PARA = "\x00"
+_LINE = "\x01"
+
+
+class _TextExtractor(HTMLParser):
+    """Collect visible text, turning block structure into break markers."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skip_depth = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._open(tag)
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        # <br/> and <p/> must break lines without opening a skip region.
+        if tag in _BREAK_TAGS or tag in _LINE_TAGS:
+            self.parts.append(_LINE)
+        elif tag in _BLOCK_TAGS:
+            self.parts.append(_PARA)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _SKIP_TAGS:
+            self._skip_depth = max(0, self._skip_depth - 1)
+        elif tag in _BLOCK_TAGS:
+            self.parts.append(_PARA)
+        elif tag in _LINE_TAGS:
+            self.parts.append(_LINE)
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip_depth:
+            self.parts.append(data)
+
+    def _open(self, tag: str) -> None:
+        if tag in _SKIP_TAGS:
+            self._skip_depth += 1
+        elif tag in _BREAK_TAGS or tag in _LINE_TAGS:
+            self.parts.append(_LINE)
+        elif tag in _BLOCK_TAGS:
+            self.parts.append(_PARA)
+
+
+def strip_html(s: str | None) -> str:
+    """Turn an HTML (or escaped-HTML, or plain) description into plain text.
+
+    Uses the forgiving stdlib HTML tokenizer, so malformed markup never raises
+    and no entity or DTD machinery of an XML parser is involved.
+    """
+    if not s:
+        return ""
+    text = _INVISIBLE_RE.sub("", _CONTROL_RE.sub("", s.replace("\r\n", "\n").replace("\r", "\n")))
+    if "<" not in text and "&lt;" in text.lower():
+        # Double-escaped markup ("&lt;p&gt;") arrives as text after XML parsing.
+        text = html.unescape(text)
+    if not _TAG_RE.search(text):
+        # Plain text: its line breaks are meaningful, unlike in HTML.
+        return clean(html.unescape(text), multiline=True) or ""
+    extractor = _TextExtractor()
+    try:
+        extractor.feed(text)
+        extractor.close()
+    except (AssertionError, ValueError):  # pragma: no cover - defensive, tokenizer is lenient
+        return clean(_TAG_RE.sub(" ", html.unescape(text)), multiline=True) or ""
+    # In HTML, source line breaks are mere spaces; only tags make breaks.
+    paragraphs = []
+    for para in "".join(extractor.parts).split(_PARA):
+        lines = [" ".join(line.split()) for line in para.split(_LINE)]
+        text_lines = [line for line in lines if line]
+        if text_lines:
+            paragraphs.append("\n".join(text_lines))
+    return "\n\n".join(paragraphs)
+
+
+_ISO_RE = re.compile(
+    r"^\s*(?P<y>[+-]?\d{4})(?:(?P<sep>[-/.])(?P<m>\d{1,2})(?:(?P=sep)(?P<d>\d{1,2}))?)?"
+    r"(?:$|[T\s_]|[+-]\d\d:?\d\d$|Z$)"
+)
+_COMPACT_RE = re.compile(r"^\s*(?:D:)?(?P<y>\d{4})(?P<m>\d{2})(?P<d>\d{2})(?:$|[T\s\d+Z-])")
+_YEAR_RE = re.compile(r"(?<!\d)(\d{4})(?!\d)")
+# calibre stores "unknown" as 0101-01-01 (or 0100-12-31 after a time-zone shift).
+_MIN_YEAR = 102
+_MAX_YEAR = 9999
+
+
+def normalise_date(s: str | None) -> str | None:
+    """Reduce a date to the ISO prefix it actually states: YYYY, YYYY-MM or YYYY-MM-DD."""
+    if not s:
+        return None
+    text = s.strip()
+    match = _ISO_RE.match(text) or _COMPACT_RE.match(text)
+    if match:
+        year_text = match.group("y")
+        if year_text.startswith(("+", "-")):
+            return None
+        year = int(year_text)
+        if not _MIN_YEAR <= year <= _MAX_YEAR:
+            return None
+        month_text, day_text = match.group("m"), match.group("d")
+        if month_text is None or not 1 <= int(month_text) <= 12:
+            return f"{year:04d}"
+        month = int(month_text)
+        if day_text is None or not 1 <= int(day_text) <= calendar.monthrange(year, month)[1]:
+            return f"{year:04d}-{month:02d}"
+        return f"{year:04d}-{month:02d}-{int(day_text):02d}"
+    for found in _YEAR_RE.finditer(text):
+        year = int(found.group(1))
+        if 1000 <= year <= _MAX_YEAR:
+            return f"{year:04d}"
+    return None
