@@ -1,0 +1,503 @@
+"""Comic archives (CBZ/CBT/CB7/CBR) against the real corpus, hand-built archives and hostile files."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import struct
+import tarfile
+import time
+import zipfile
+import zlib
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shelfscan.formats import comics
+from shelfscan.formats.comics import (
+    natural_key,
+    parse_cb7,
+    parse_cbr,
+    parse_cbt,
+    parse_cbz,
+)
+from shelfscan.formats.records import Identifier, Metadata, ParseError, SeriesEntry
+from tests.conftest import CORPUS_DIR
+
+PARSERS: dict[str, Callable[[Path], Metadata]] = {
+    "cbz": parse_cbz,
+    "cbt": parse_cbt,
+    "cb7": parse_cb7,
+    "cbr": parse_cbr,
+}
+
+# ---------------------------------------------------------------------------
+# Builders
+# ---------------------------------------------------------------------------
+
+
+def png_bytes(width: int, height: int = 1) -> bytes:
+    """A valid grey PNG whose width tells test images apart (no imaging library needed)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
+
+    raw = b"".join(b"\x00" + b"\x80" * width for _ in range(height))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
+
+
+FULL_COMICINFO = """<?xml version="1.0" encoding="utf-8"?>
+<ComicInfo xmlns:xsd="http://www.w3.org/2001/XMLSchema"
+           xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+  <Title>The  Test Issue</Title>
+  <Series>Test Comics</Series>
+  <Number>1.5</Number>
+  <Count>12</Count>
+  <Volume>2021</Volume>
+  <Summary>&lt;p&gt;A &lt;b&gt;bold&lt;/b&gt; start.&lt;/p&gt;</Summary>
+  <Year>2021</Year>
+  <Month>3</Month>
+  <Day>9</Day>
+  <Writer>Wanda Writer, Walt Words</Writer>
+  <Penciller>Pete Pencil</Penciller>
+  <Inker>Ink Ingram</Inker>
+  <Colorist>Carla Color</Colorist>
+  <Letterer>Lou Letters</Letterer>
+  <CoverArtist>Cora Cover</CoverArtist>
+  <Editor>Ed Edits</Editor>
+  <Translator>Tra Duttore</Translator>
+  <Publisher>Test Press</Publisher>
+  <Imprint>Test Imprint</Imprint>
+  <Genre>Science Fiction, Adventure,  ,Science Fiction</Genre>
+  <Tags>space, robots</Tags>
+  <Web>https://example.org/comics/1</Web>
+  <LanguageISO>en</LanguageISO>
+  <GTIN>978-0-306-40615-7</GTIN>
+  <Pages>
+    <Page Image="0" Type="Story"/>
+    <Page Image="1" Type="Story"/>
+    <Page Image="2" Type="FrontCover"/>
+  </Pages>
+</ComicInfo>
+"""
+
+# Natural order is p1, p2, p10: the FrontCover (Image="2") is p10.png, which plain string
+# order would put second.
+PAGES = {"pages/p10.png": png_bytes(10), "pages/p2.png": png_bytes(2), "pages/p1.png": png_bytes(1)}
+
+
+def write_cbz(path: Path, files: dict[str, bytes | str]) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return path
+
+
+def write_cbt(path: Path, files: dict[str, bytes | str]) -> Path:
+    with tarfile.open(path, "w") as tf:
+        for name, data in files.items():
+            raw = data.encode() if isinstance(data, str) else data
+            info = tarfile.TarInfo(name)
+            info.size = len(raw)
+            tf.addfile(info, io.BytesIO(raw))
+    return path
+
+
+def write_cb7(path: Path, files: dict[str, bytes | str], password: str | None = None) -> Path:
+    import py7zr
+
+    with py7zr.SevenZipFile(path, "w", password=password) as archive:
+        for name, data in files.items():
+            archive.writestr(data.encode() if isinstance(data, str) else data, name)
+    return path
+
+
+def assert_full_metadata(meta: Metadata, fmt: str) -> None:
+    assert meta.format == fmt
+    assert meta.title == "The Test Issue"
+    assert [(c.name, c.role) for c in meta.contributors] == [
+        ("Wanda Writer", "writer"),
+        ("Walt Words", "writer"),
+        ("Pete Pencil", "penciller"),
+        ("Ink Ingram", "inker"),
+        ("Carla Color", "colorist"),
+        ("Lou Letters", "letterer"),
+        ("Cora Cover", "cover_artist"),
+        ("Ed Edits", "editor"),
+        ("Tra Duttore", "translator"),
+    ]
+    assert [(s.name, s.number) for s in meta.series] == [("Test Comics", Decimal("1.5"))]
+    assert meta.description == "A bold start."
+    assert meta.publisher == "Test Press"
+    assert meta.release_date == "2021-03-09"
+    assert meta.language == "en"
+    assert meta.genres == ("Science Fiction", "Adventure")
+    assert meta.tags == ("space", "robots")
+    assert meta.identifiers == (Identifier("isbn_13", "9780306406157"),)
+    assert meta.extra == {
+        "volume": "2021",
+        "count": "12",
+        "imprint": "Test Imprint",
+        "web": "https://example.org/comics/1",
+    }
+    assert meta.page_count == 3
+    assert meta.cover is not None
+    assert meta.cover.data == PAGES["pages/p10.png"]
+    assert meta.cover.mime == "image/png"
+
+
+@pytest.fixture
+def timed() -> Callable[[Callable[[], Any]], Any]:
+    """Run a parse that must finish quickly, however hostile the file."""
+
+    def run(fn: Callable[[], Any]) -> Any:
+        start = time.perf_counter()
+        try:
+            return fn()
+        finally:
+            assert time.perf_counter() - start < 3.0
+
+    return run
+
+
+# ---------------------------------------------------------------------------
+# Real files
+# ---------------------------------------------------------------------------
+
+_COMIC_EXTENSIONS = (".cbz", ".cbt", ".cb7", ".cbr")
+
+
+def _corpus_comic_keys() -> list[str]:
+    truth_file = CORPUS_DIR / "truth.json"
+    if not truth_file.is_file():
+        return []
+    truth: dict[str, dict[str, Any]] = json.loads(truth_file.read_text("utf-8"))
+    return sorted(k for k in truth if k.lower().endswith(_COMIC_EXTENSIONS))
+
+
+CORPUS_COMICS = _corpus_comic_keys()
+
+
+def test_corpus_lists_every_comic(corpus_dir: Path) -> None:
+    on_disk = {
+        str(p.relative_to(corpus_dir))
+        for p in corpus_dir.rglob("*")
+        if p.suffix.lower() in _COMIC_EXTENSIONS
+    }
+    assert on_disk == set(CORPUS_COMICS)
+    assert {k.rsplit(".", 1)[1] for k in CORPUS_COMICS} == set(PARSERS)
+
+
+@pytest.mark.parametrize("key", CORPUS_COMICS)
+def test_corpus_comic_matches_truth(
+    key: str, corpus_dir: Path, corpus_truth: dict[str, dict[str, Any]]
+) -> None:
+    truth = corpus_truth[key]
+    parse = PARSERS[key.rsplit(".", 1)[1].lower()]
+    if truth.get("corrupt"):
+        with pytest.raises(ParseError):
+            parse(corpus_dir / key)
+        return
+    meta = parse(corpus_dir / key)
+
+    assert meta.format == truth["format"]
+    # Truth reflects ComicInfo.xml only: the CoMet and ComicBookInfo files state no title.
+    assert meta.title == truth.get("title")
+    # A comic's "authors" are its ComicInfo Writers.
+    assert [c.name for c in meta.contributors if c.role == "writer"] == truth.get("authors", [])
+    if "series" in truth:
+        assert [s.name for s in meta.series] == [truth["series"]]
+        assert meta.series[0].number == Decimal(str(truth["series_index"]))
+    else:
+        assert meta.series == ()
+    assert meta.language == truth.get("language")
+    isbn13 = [i.value for i in meta.identifiers if i.type == "isbn_13"]
+    assert isbn13 == ([truth["isbn"]] if "isbn" in truth else [])
+    assert meta.page_count == truth["pages"]
+    assert len(meta.chapters) == truth.get("chapters", 0)
+    assert (meta.cover is not None) == truth["has_cover"]
+    if meta.cover is not None:
+        assert meta.cover.mime == "image/jpeg" and meta.cover.data.startswith(b"\xff\xd8")
+
+
+def test_corpus_cbz_details(corpus_dir: Path) -> None:
+    path = corpus_dir / "comics/Captain Science #001-cbz/Captain Science #001.cbz"
+    meta = parse_cbz(path)
+    # The root "comicinfo.xml" (PageCount 0) wins over the sub-folder copy; 0 means unknown.
+    assert meta.page_count == 5
+    assert [(c.name, c.role) for c in meta.contributors] == [
+        ("Joe Orlando", "writer"),
+        ("Wally Wood", "penciller"),
+        ("Wally Wood", "inker"),
+    ]
+    assert meta.publisher == "Youthful Adventure Stories"
+    assert meta.release_date == "1950-11-01"
+    assert meta.genres == ("Science Fiction",)
+    # GTIN holds a Comic Vine URN, not a barcode: kept as a URI, never as an ISBN.
+    assert meta.identifiers == (Identifier("uri", "urn:comicvine:issue:145269"),)
+    assert meta.extra["volume"] == "1950"
+    assert meta.extra["count"] == "7"
+    with zipfile.ZipFile(path) as zf:
+        first = zf.read("Captain Science 001/CaptainScience#1_01.jpg")
+    assert meta.cover is not None and meta.cover.data == first
+
+
+def test_corpus_formats_agree(corpus_dir: Path) -> None:
+    """The same issue in four containers gives the same cover and pages."""
+    keys = [k for k in CORPUS_COMICS if "Captain Science #001" in k]
+    metas = [PARSERS[k.rsplit(".", 1)[1]](corpus_dir / k) for k in keys]
+    covers = {m.cover.data for m in metas if m.cover is not None}
+    assert len(covers) == 1 and len(next(iter(covers))) == 4542
+    assert {m.page_count for m in metas} == {5}
+
+
+def test_corpus_macos_resource_forks_are_not_pages(corpus_dir: Path) -> None:
+    meta = parse_cbz(corpus_dir / "comics/macos_resource_fork-cbz/macos_resource_fork.cbz")
+    assert meta.page_count == 2
+    assert meta.title is None and meta.contributors == ()
+    assert meta.cover is not None and len(meta.cover.data) == 4542
+
+
+# ---------------------------------------------------------------------------
+# Synthetic archives
+# ---------------------------------------------------------------------------
+
+
+def test_cbz_full_comicinfo(tmp_path: Path) -> None:
+    path = write_cbz(tmp_path / "full.cbz", {**PAGES, "ComicInfo.xml": FULL_COMICINFO})
+    assert_full_metadata(parse_cbz(path), "cbz")
+
+
+def test_cbt_full_comicinfo(tmp_path: Path) -> None:
+    path = write_cbt(tmp_path / "full.cbt", {**PAGES, "ComicInfo.xml": FULL_COMICINFO})
+    assert_full_metadata(parse_cbt(path), "cbt")
+
+
+def test_cb7_full_comicinfo(tmp_path: Path) -> None:
+    path = write_cb7(tmp_path / "full.cb7", {**PAGES, "ComicInfo.xml": FULL_COMICINFO})
+    assert_full_metadata(parse_cb7(path), "cb7")
+
+
+def test_gzipped_cbt(tmp_path: Path) -> None:
+    plain = write_cbt(tmp_path / "plain.tar", {**PAGES, "ComicInfo.xml": FULL_COMICINFO})
+    packed = tmp_path / "packed.cbt"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    assert_full_metadata(parse_cbt(packed), "cbt")
+
+
+def test_without_comicinfo(tmp_path: Path) -> None:
+    path = write_cbz(tmp_path / "bare.cbz", {**PAGES, "notes.txt": "hello", "dir/": b""})
+    meta = parse_cbz(path)
+    assert meta == Metadata(format="cbz", page_count=3, cover=meta.cover)
+    assert meta.cover is not None and meta.cover.data == PAGES["pages/p1.png"]
+
+
+def test_mislabelled_container_is_read_by_its_magic(tmp_path: Path) -> None:
+    """A zip named .cbr (common in the wild) is read as the zip it is."""
+    path = write_cbz(tmp_path / "really-a-zip.cbr", {**PAGES, "ComicInfo.xml": FULL_COMICINFO})
+    assert_full_metadata(parse_cbr(path), "cbz")
+    tar = write_cbt(tmp_path / "really-a-tar.cbz", dict(PAGES))
+    assert parse_cbz(tar).format == "cbt"
+
+
+def test_comicinfo_variants(tmp_path: Path) -> None:
+    info = """<ComicInfo><Series>S</Series><Number>1a</Number><PageCount>40</PageCount>
+      <Year>-1</Year><Month>13</Month><GTIN>012345678905</GTIN><Writer> , </Writer>
+      <Pages><Page Image="9" Type="FrontCover"/></Pages></ComicInfo>"""
+    path = write_cbz(tmp_path / "v.cbz", {"sub/comicinfo.XML": info, "a.jpg.png": png_bytes(4)})
+    meta = parse_cbz(path)
+    assert meta.series == (SeriesEntry("S", None),)
+    assert meta.extra == {"number": "1a"}
+    assert meta.page_count == 40  # ComicInfo's PageCount wins when it states one
+    assert meta.release_date is None
+    assert meta.identifiers == (Identifier("gtin", "012345678905"),)
+    assert meta.contributors == ()
+    # FrontCover index 9 is out of range: the first page is the cover.
+    assert meta.cover is not None and meta.cover.data == png_bytes(4)
+
+
+def test_comicinfo_nearest_the_root_wins(tmp_path: Path) -> None:
+    path = write_cbz(
+        tmp_path / "two.cbz",
+        {
+            "a/b/ComicInfo.xml": "<ComicInfo><Title>Deep</Title></ComicInfo>",
+            "a/ComicInfo.xml": "<ComicInfo><Title>Shallow</Title></ComicInfo>",
+            "a/p.png": png_bytes(1),
+        },
+    )
+    assert parse_cbz(path).title == "Shallow"
+
+
+def test_sloppy_comicinfo_costs_only_the_metadata(tmp_path: Path) -> None:
+    path = write_cbz(tmp_path / "sloppy.cbz", {"ComicInfo.xml": "<ComicInfo><Title>x", **PAGES})
+    meta = parse_cbz(path)
+    assert meta.title is None
+    assert meta.page_count == 3 and meta.cover is not None
+    assert meta.extra["comicinfo_error"].startswith("malformed XML")
+
+
+def test_cover_mime_falls_back_to_extension(tmp_path: Path) -> None:
+    path = write_cbz(tmp_path / "odd.cbz", {"001.webp": b"not really webp"})
+    meta = parse_cbz(path)
+    assert meta.cover is not None and meta.cover.mime == "image/webp"
+
+
+def test_natural_key() -> None:
+    names = ["p10.png", "P2.png", "p1.png", "p02b.png", "x" + "9" * 5000, "x" + "1" * 5000]
+    assert sorted(names, key=natural_key) == [
+        "p1.png",
+        "P2.png",
+        "p02b.png",
+        "p10.png",
+        "x" + "1" * 5000,
+        "x" + "9" * 5000,
+    ]
+
+
+def test_missing_file_raises_file_not_found(tmp_path: Path) -> None:
+    for parse in PARSERS.values():
+        with pytest.raises(FileNotFoundError):
+            parse(tmp_path / "gone.cbz")
+
+
+def test_unreadable_path_is_a_parse_error(tmp_path: Path) -> None:
+    folder = tmp_path / "folder.cbz"
+    folder.mkdir()
+    for parse in PARSERS.values():
+        with pytest.raises(ParseError):
+            parse(folder)
+
+
+# ---------------------------------------------------------------------------
+# Hostile files
+# ---------------------------------------------------------------------------
+
+
+def test_text_file_named_cbz(tmp_path: Path, timed: Callable[..., Any]) -> None:
+    path = tmp_path / "fake.cbz"
+    path.write_text("this is not a zip at all\n" * 50)
+    for parse in PARSERS.values():
+        with pytest.raises(ParseError):
+            timed(lambda parse=parse: parse(path))
+
+
+def test_empty_file(tmp_path: Path) -> None:
+    path = tmp_path / "empty.cbz"
+    path.write_bytes(b"")
+    with pytest.raises(ParseError, match="empty"):
+        parse_cbz(path)
+
+
+def test_truncated_cbz(tmp_path: Path, timed: Callable[..., Any]) -> None:
+    full = write_cbz(tmp_path / "full.cbz", {**PAGES, "ComicInfo.xml": FULL_COMICINFO})
+    cut = tmp_path / "cut.cbz"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    with pytest.raises(ParseError):
+        timed(lambda: parse_cbz(cut))
+
+
+def test_comicinfo_zip_bomb_is_refused(tmp_path: Path, timed: Callable[..., Any]) -> None:
+    bomb = b"<ComicInfo><Title>x</Title><!--" + b" " * (8 * 1024 * 1024) + b"--></ComicInfo>"
+    path = write_cbz(tmp_path / "bomb.cbz", {"ComicInfo.xml": bomb, **PAGES})
+    assert path.stat().st_size < 64 * 1024
+    with pytest.raises(ParseError, match=r"ComicInfo\.xml is too large"):
+        timed(lambda: parse_cbz(path))
+
+
+def test_comicinfo_with_lying_sizes_is_refused(tmp_path: Path, timed: Callable[..., Any]) -> None:
+    """A bomb whose headers declare 100 bytes never yields more than that (and fails its CRC)."""
+    bomb = b"<ComicInfo><Title>x</Title><!--" + b" " * (8 * 1024 * 1024) + b"--></ComicInfo>"
+    path = write_cbz(tmp_path / "liar.cbz", {"ComicInfo.xml": bomb, **PAGES})
+    raw = bytearray(path.read_bytes())
+    real = struct.pack("<I", len(bomb))
+    at = raw.find(real)
+    while at >= 0:  # patch the local header and the central directory
+        raw[at : at + 4] = struct.pack("<I", 100)
+        at = raw.find(real, at + 4)
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ParseError, match=r"CRC|inflates"):
+        timed(lambda: parse_cbz(path))
+
+
+def test_billion_laughs_comicinfo(tmp_path: Path, timed: Callable[..., Any]) -> None:
+    laughs = """<?xml version="1.0"?>
+<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>
+<ComicInfo><Title>&lol3;</Title></ComicInfo>"""
+    path = write_cbz(tmp_path / "lol.cbz", {"ComicInfo.xml": laughs, **PAGES})
+    with pytest.raises(ParseError, match="unsafe XML"):
+        timed(lambda: parse_cbz(path))
+
+
+def test_traversal_names_are_never_pages(tmp_path: Path, timed: Callable[..., Any]) -> None:
+    evil = png_bytes(66)
+    files: dict[str, bytes | str] = {
+        "../../evil.png": evil,
+        "/abs/evil2.png": evil,
+        "a\\..\\..\\evil3.png": evil,
+        "C:/evil4.png": evil,
+        "ok/p1.png": png_bytes(1),
+    }
+    for name, write in (("t.cbz", write_cbz), ("t.cbt", write_cbt)):
+        meta = timed(
+            lambda write=write, name=name: PARSERS[name[-3:]](write(tmp_path / name, files))
+        )
+        assert meta.page_count == 1
+        assert meta.cover is not None and meta.cover.data == png_bytes(1)
+    only_evil = write_cbz(tmp_path / "only.cbz", {"../../evil.png": evil})
+    meta = parse_cbz(only_evil)
+    assert meta.page_count == 0 and meta.cover is None
+    assert not list(tmp_path.parent.parent.glob("evil*.png"))
+
+
+def test_oversized_cover_costs_only_the_cover(tmp_path: Path, timed: Callable[..., Any]) -> None:
+    huge = b"\x89PNG\r\n\x1a\n" + bytes(comics.MAX_IMAGE_BYTES + 1)
+    path = write_cbz(tmp_path / "huge.cbz", {"p1.png": huge, "p2.png": png_bytes(2)})
+    meta = timed(lambda: parse_cbz(path))
+    assert meta.page_count == 2 and meta.cover is None
+
+
+def test_compressed_tar_inflation_is_bounded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plain = write_cbt(tmp_path / "plain.tar", {"p1.png": png_bytes(1), "big.bin": bytes(5000)})
+    packed = tmp_path / "packed.cbt"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    monkeypatch.setattr(comics, "MAX_SKIP_BYTES", 4096)
+    with pytest.raises(ParseError, match="inflates beyond 4096"):
+        parse_cbt(packed)
+    assert parse_cbt(plain).page_count == 1  # an uncompressed tar costs only its own size
+
+
+def test_too_many_members(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(comics, "MAX_MEMBERS", 3)
+    path = write_cbz(tmp_path / "many.cbz", {f"p{i}.png": png_bytes(1) for i in range(5)})
+    with pytest.raises(ParseError, match="more than 3 entries"):
+        parse_cbz(path)
+
+
+def test_encrypted_cb7(tmp_path: Path) -> None:
+    path = write_cb7(tmp_path / "locked.cb7", dict(PAGES), password="secret")
+    with pytest.raises(ParseError, match="encrypted"):
+        parse_cb7(path)
+
+
+def test_garbage_after_rar_magic(tmp_path: Path, timed: Callable[..., Any]) -> None:
+    path = tmp_path / "junk.cbr"
+    path.write_bytes(b"Rar!\x1a\x07\x01\x00" + bytes(range(256)) * 8)
+    with pytest.raises(ParseError):
+        timed(lambda: parse_cbr(path))
