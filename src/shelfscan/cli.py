@@ -10,8 +10,8 @@ import os
 import sys
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
 
+from shelfscan.admin import AdminError
 from shelfscan.app import make_executor, resolve_roots, run_scan_job, scanner_for
 from shelfscan.catalogue.export import export_books
 from shelfscan.catalogue.libraries import default_library_name, ensure_library
@@ -35,13 +35,59 @@ def build_parser() -> argparse.ArgumentParser:
     scan = sub.add_parser("scan", help="scan folders into the catalogue")
     scan.add_argument("paths", nargs="+", metavar="PATH")
     scan.add_argument("--library", help="library name (default: the first folder's name)")
-    scan.add_argument("--workers", type=int, help="coroutine workers (default SHELFSCAN_WORKERS or 4)")
+    scan.add_argument(
+        "--workers", type=int, help="coroutine workers (default SHELFSCAN_WORKERS or 4)"
+    )
     scan.add_argument("--json", action="store_true", help="print the summary as one JSON object")
 
     export = sub.add_parser("export", help="print the catalogue as JSON Lines, one book per line")
     export.add_argument("--library", help="only this library")
 
     sub.add_parser("migrate", help="apply database migrations")
+
+    serve = sub.add_parser("serve", help="run as a daemon: claim and run jobs from the jobs table")
+    serve.add_argument(
+        "--http", metavar="[HOST]:PORT", help="serve /healthz and /metrics, e.g. :8080"
+    )
+    serve.add_argument(
+        "--concurrency", type=int, help="jobs run at once (default SHELFSCAN_CONCURRENCY or 2)"
+    )
+    serve.add_argument(
+        "--poll-only", action="store_true", help="do not LISTEN; poll the jobs table only"
+    )
+
+    jobs = sub.add_parser("jobs", help="inspect and steer jobs")
+    jobs_sub = jobs.add_subparsers(dest="jobs_command", required=True)
+    enqueue = jobs_sub.add_parser("enqueue", help="queue a job")
+    enqueue.add_argument("what", choices=["scan"])
+    enqueue.add_argument("--library", required=True)
+    jobs_list = jobs_sub.add_parser("list", help="recent jobs")
+    jobs_list.add_argument("--json", action="store_true", help="JSON Lines")
+    jobs_list.add_argument("--limit", type=int, default=50)
+    for name, text in (
+        ("show", "one job"),
+        ("cancel", "cancel a queued or running job"),
+        ("retry", "requeue a failed or cancelled job"),
+    ):
+        cmd = jobs_sub.add_parser(name, help=text)
+        cmd.add_argument("id", type=int)
+    logs = jobs_sub.add_parser("logs", help="a job's log events")
+    logs.add_argument("id", type=int)
+    logs.add_argument(
+        "--follow", action="store_true", help="keep printing new events until the job ends"
+    )
+
+    library = sub.add_parser("library", help="manage libraries without scanning")
+    lib_sub = library.add_subparsers(dest="library_command", required=True)
+    lib_add = lib_sub.add_parser("add", help="create a library or add folders to it")
+    lib_add.add_argument("name")
+    lib_add.add_argument("paths", nargs="+", metavar="PATH")
+    lib_list = lib_sub.add_parser("list", help="libraries and their folders")
+    lib_list.add_argument("--json", action="store_true")
+    lib_rm = lib_sub.add_parser(
+        "remove", help="delete a library and its catalogue (files on disk untouched)"
+    )
+    lib_rm.add_argument("name")
 
     db = sub.add_parser("db", help="database helpers")
     db_sub = db.add_subparsers(dest="db_command", required=True)
@@ -57,7 +103,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings.from_env()
         configure_logging(settings.log_format, settings.log_level)
         return _dispatch(args, settings)
-    except (CliError, ConfigError, DatabaseUnavailable, EmbeddedDatabaseError, RootUnavailable) as exc:
+    except (
+        CliError,
+        AdminError,
+        ConfigError,
+        DatabaseUnavailable,
+        EmbeddedDatabaseError,
+        RootUnavailable,
+    ) as exc:
         print(f"shelfscan: {redact_url(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -75,12 +128,27 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     with database_url(settings) as url:
         if args.command == "migrate":
             applied = asyncio.run(migrate(url))
-            print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
+            print(
+                f"applied {len(applied)} migration(s)"
+                + (": " + ", ".join(applied) if applied else "")
+            )
             return 0
         if args.command == "export":
             return asyncio.run(_export(url, args.library))
         if args.command == "scan":
             return asyncio.run(_scan(url, settings, args))
+        if args.command == "serve":
+            from shelfscan.daemon import serve
+
+            return asyncio.run(serve(url, settings, args.http, args.concurrency, args.poll_only))
+        if args.command == "jobs":
+            from shelfscan.admin import jobs_command
+
+            return asyncio.run(jobs_command(url, settings, args))
+        if args.command == "library":
+            from shelfscan.admin import library_command
+
+            return asyncio.run(library_command(url, args))
     raise CliError(f"unknown command {args.command}")
 
 
@@ -119,7 +187,9 @@ async def _scan(url: str, settings: Settings, args: argparse.Namespace) -> int:
     async with open_pool(url, max_size=settings.workers + 4) as pool:
         library = await ensure_library(pool, args.library or default_library_name(roots), roots)
         chosen = {str(r) for r in roots}
-        library = dataclasses.replace(library, roots=tuple(r for r in library.roots if str(r.path) in chosen))
+        library = dataclasses.replace(
+            library, roots=tuple(r for r in library.roots if str(r.path) in chosen)
+        )
         executor = make_executor(settings)
         try:
             scanner = scanner_for(pool, settings, executor, settings.workers)

@@ -30,23 +30,38 @@ class Settings:
     log_format: LogFormat
     log_level: str
     progress_interval_s: float
+    lease_s: float
+    poll_interval_s: float
+    concurrency: int
+    listen: bool
+    shutdown_grace_s: float
+    job_retention_days: float
+    split_files: int
+    part_files: int
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         data_dir = Path(
-            env.get("SHELFSCAN_DATA_DIR") or platformdirs.user_data_dir("shelfscan", appauthor=False)
+            env.get("SHELFSCAN_DATA_DIR")
+            or platformdirs.user_data_dir("shelfscan", appauthor=False)
         ).expanduser()
         covers = env.get("SHELFSCAN_COVERS_DIR")
         executor = env.get("SHELFSCAN_PARSE_EXECUTOR", "process")
         if executor not in ("process", "thread"):
-            raise ConfigError(f"SHELFSCAN_PARSE_EXECUTOR must be 'process' or 'thread', not {executor!r}")
+            raise ConfigError(
+                f"SHELFSCAN_PARSE_EXECUTOR must be 'process' or 'thread', not {executor!r}"
+            )
         log_format = env.get("SHELFSCAN_LOG_FORMAT", "auto")
         if log_format not in ("auto", "json", "console"):
-            raise ConfigError(f"SHELFSCAN_LOG_FORMAT must be auto, json or console, not {log_format!r}")
+            raise ConfigError(
+                f"SHELFSCAN_LOG_FORMAT must be auto, json or console, not {log_format!r}"
+            )
         level = env.get("SHELFSCAN_LOG_LEVEL", "info").lower()
         if level not in ("debug", "info", "warning", "error"):
-            raise ConfigError(f"SHELFSCAN_LOG_LEVEL must be debug, info, warning or error, not {level!r}")
+            raise ConfigError(
+                f"SHELFSCAN_LOG_LEVEL must be debug, info, warning or error, not {level!r}"
+            )
         return cls(
             database_url=env.get("DATABASE_URL") or None,
             data_dir=data_dir,
@@ -58,6 +73,14 @@ class Settings:
             log_format=log_format,  # type: ignore[arg-type]
             log_level=level,
             progress_interval_s=_float(env, "SHELFSCAN_PROGRESS_INTERVAL", 1.0, 0.05, 2.0),
+            lease_s=_float(env, "SHELFSCAN_LEASE_SECONDS", 30.0, 1.0, 3600.0),
+            poll_interval_s=_float(env, "SHELFSCAN_POLL_INTERVAL", 5.0, 0.1, 600.0),
+            concurrency=_int(env, "SHELFSCAN_CONCURRENCY", 2, 1, 64),
+            listen=_bool(env, "SHELFSCAN_LISTEN", True),
+            shutdown_grace_s=_float(env, "SHELFSCAN_SHUTDOWN_GRACE", 20.0, 0.0, 3600.0),
+            job_retention_days=_float(env, "SHELFSCAN_JOB_RETENTION_DAYS", 7.0, 0.0, 3650.0),
+            split_files=_int(env, "SHELFSCAN_SPLIT_FILES", 5000, 1, 10_000_000),
+            part_files=_int(env, "SHELFSCAN_PART_FILES", 2000, 1, 1_000_000),
         )
 
 
@@ -85,3 +108,15 @@ def _float(env: Mapping[str, str], name: str, default: float, lo: float, hi: flo
     if not lo <= value <= hi:
         raise ConfigError(f"{name} must be between {lo} and {hi}, not {value}")
     return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, not {raw!r}")

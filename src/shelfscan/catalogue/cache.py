@@ -63,7 +63,9 @@ class SingleFlightCache(Generic[K, P, V]):
             for key, fut in created.items():
                 self._forget(key, fut)
                 if not fut.done():
-                    fut.set_exception(exc if isinstance(exc, Exception) else LookupMissing(str(exc)))
+                    fut.set_exception(
+                        exc if isinstance(exc, Exception) else LookupMissing(str(exc))
+                    )
                     fut.exception()  # the waiters get it; no "never retrieved" noise
             if not isinstance(exc, Exception):
                 raise

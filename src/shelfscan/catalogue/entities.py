@@ -84,7 +84,11 @@ class EntityResolver:
         return found
 
     async def _upsert(
-        self, conn: asyncpg.Connection, kind: EntityKind, library_id: int, names: dict[str, EntityName]
+        self,
+        conn: asyncpg.Connection,
+        kind: EntityKind,
+        library_id: int,
+        names: dict[str, EntityName],
     ) -> dict[str, int]:
         pending = dict(names)
         ids: dict[str, int] = {}

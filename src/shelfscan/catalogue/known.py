@@ -99,3 +99,18 @@ async def record_file_errors(
         """,
         errors,
     )
+
+
+async def load_known_paths(
+    pool: asyncpg.Pool, root_id: int, paths: Sequence[str]
+) -> dict[tuple[int, str], KnownFile]:
+    """The catalogue's rows for a few thousand named files (a part of a split scan)."""
+    rows = await pool.fetch(
+        """
+        SELECT id, book_id, root_id, path, size, mtime_ns, inode, status
+        FROM shelfscan.files WHERE root_id = $1 AND path = ANY($2::text[])
+        """,
+        root_id,
+        list(paths),
+    )
+    return {(r["root_id"], r["path"]): KnownFile(*r) for r in rows}

@@ -277,16 +277,32 @@ async def _insert_links(
         for bid, b in zip(book_ids, books, strict=True)
         for i, (sid, num) in enumerate(dict(b.series).items())
     ]
-    genres = [(bid, g) for bid, b in zip(book_ids, books, strict=True) for g in dict.fromkeys(b.genre_ids)]
-    tags = [(bid, t) for bid, b in zip(book_ids, books, strict=True) for t in dict.fromkeys(b.tag_ids)]
-    narrators = [(fid, p, i) for fid, _, f in files for i, p in enumerate(dict.fromkeys(f.narrator_ids))]
+    genres = [
+        (bid, g) for bid, b in zip(book_ids, books, strict=True) for g in dict.fromkeys(b.genre_ids)
+    ]
+    tags = [
+        (bid, t) for bid, b in zip(book_ids, books, strict=True) for t in dict.fromkeys(b.tag_ids)
+    ]
+    narrators = [
+        (fid, p, i) for fid, _, f in files for i, p in enumerate(dict.fromkeys(f.narrator_ids))
+    ]
     idents = [(fid, t, v) for fid, _, f in files for t, v in dict.fromkeys(f.identifiers)]
     chapters = [
-        (fid, i, c.level, c.title, c.start_s, c.href) for fid, _, f in files for i, c in enumerate(f.chapters)
+        (fid, i, c.level, c.title, c.start_s, c.href)
+        for fid, _, f in files
+        for i, c in enumerate(f.chapters)
     ]
     statements: list[tuple[str, list[tuple[object, ...]], tuple[str, ...]]] = [
-        ("book_authors (book_id, person_id, role, sort_order)", authors, ("bigint", "bigint", "text", "int")),
-        ("book_series (book_id, series_id, number, sort_order)", series, ("bigint", "bigint", "numeric", "int")),
+        (
+            "book_authors (book_id, person_id, role, sort_order)",
+            authors,
+            ("bigint", "bigint", "text", "int"),
+        ),
+        (
+            "book_series (book_id, series_id, number, sort_order)",
+            series,
+            ("bigint", "bigint", "numeric", "int"),
+        ),
         ("book_genres (book_id, genre_id)", genres, ("bigint", "bigint")),
         ("book_tags (book_id, tag_id)", tags, ("bigint", "bigint")),
         ("file_narrators (file_id, person_id, sort_order)", narrators, ("bigint", "bigint", "int")),
@@ -302,4 +318,6 @@ async def _insert_links(
             continue
         columns = list(zip(*rows, strict=True))
         params = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(types))
-        await conn.execute(f"INSERT INTO shelfscan.{target} SELECT * FROM unnest({params})", *columns)
+        await conn.execute(
+            f"INSERT INTO shelfscan.{target} SELECT * FROM unnest({params})", *columns
+        )

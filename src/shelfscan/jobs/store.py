@@ -7,7 +7,9 @@ from typing import Any
 import asyncpg
 
 
-async def create_running_job(pool: asyncpg.Pool, kind: str, payload: dict[str, Any], owner: str) -> int:
+async def create_running_job(
+    pool: asyncpg.Pool, kind: str, payload: dict[str, Any], owner: str
+) -> int:
     """A job this process runs itself (the one-shot CLI), recorded like any other."""
     job_id: int = await pool.fetchval(
         """

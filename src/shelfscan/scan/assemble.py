@@ -46,10 +46,15 @@ class Assembler:
             for c in meta.contributors:
                 wanted.setdefault(
                     self._key("persons", c.name),
-                    EntityName(names.collapse(c.name), c.sort_name or names.person_sort_name(c.name)),
+                    EntityName(
+                        names.collapse(c.name), c.sort_name or names.person_sort_name(c.name)
+                    ),
                 )
             for n in meta.narrators:
-                wanted.setdefault(self._key("persons", n), EntityName(names.collapse(n), names.person_sort_name(n)))
+                wanted.setdefault(
+                    self._key("persons", n),
+                    EntityName(names.collapse(n), names.person_sort_name(n)),
+                )
             for s in meta.series:
                 wanted.setdefault(self._key("series", s.name), EntityName(names.collapse(s.name)))
             for g in meta.genres:
@@ -57,9 +62,14 @@ class Assembler:
             for t in meta.tags:
                 wanted.setdefault(self._key("tags", t), EntityName(names.collapse(t)))
             if meta.publisher:
-                wanted.setdefault(self._key("publishers", meta.publisher), EntityName(names.collapse(meta.publisher)))
+                wanted.setdefault(
+                    self._key("publishers", meta.publisher),
+                    EntityName(names.collapse(meta.publisher)),
+                )
         ids = await self._resolver.resolve(wanted)
-        return [self._row(item, item.outcome.metadata, ids) for item in items if item.outcome.metadata]
+        return [
+            self._row(item, item.outcome.metadata, ids) for item in items if item.outcome.metadata
+        ]
 
     def _row(self, item: Parsed, meta: Metadata, ids: dict[EntityKey, int]) -> BookRow:
         disk, outcome = item.disk, item.outcome
@@ -76,7 +86,9 @@ class Assembler:
             language=meta.language,
             duration_s=meta.duration_s,
             page_count=meta.page_count,
-            cover=CoverRow(cover.sha256, cover.mime, cover.width, cover.height, cover.size) if cover else None,
+            cover=CoverRow(cover.sha256, cover.mime, cover.width, cover.height, cover.size)
+            if cover
+            else None,
             identifiers=tuple((i.type, i.value) for i in meta.identifiers),
             narrator_ids=tuple(ids[self._key("persons", n)] for n in meta.narrators),
             chapters=tuple(ChapterRow(c.title, c.level, c.href, c.start_s) for c in meta.chapters),
@@ -98,7 +110,9 @@ class Assembler:
             files=(file_row,),
         )
 
-    def error_row(self, disk: DiskFile, reason: str, outcome: ParseOutcome | None = None) -> BookRow:
+    def error_row(
+        self, disk: DiskFile, reason: str, outcome: ParseOutcome | None = None
+    ) -> BookRow:
         """A file we could not read still gets a book, named after the file, carrying the reason."""
         title = title_from_path(disk.path)
         return BookRow(

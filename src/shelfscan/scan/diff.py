@@ -39,7 +39,11 @@ def diff(walks: Iterable[RootWalk], known: Mapping[tuple[int, str], KnownFile]) 
             k = known.get(key)
             if k is None:
                 new.append(f)
-            elif k.size != f.size or k.mtime_ns != f.mtime_ns or (k.inode is not None and k.inode != f.inode):
+            elif (
+                k.size != f.size
+                or k.mtime_ns != f.mtime_ns
+                or (k.inode is not None and k.inode != f.inode)
+            ):
                 changed.append((f, k))
             elif k.status == "missing":
                 restored.append(k)

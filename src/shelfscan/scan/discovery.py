@@ -88,6 +88,33 @@ def walk_root(root_id: int, root: str) -> RootWalk:
             if not stat_mod.S_ISREG(fst.st_mode):
                 continue
             result.files.append(
-                DiskFile(root_id, child_rel, fst.st_size, fst.st_mtime_ns, fst.st_ino, fst.st_dev, spec.name)
+                DiskFile(
+                    root_id,
+                    child_rel,
+                    fst.st_size,
+                    fst.st_mtime_ns,
+                    fst.st_ino,
+                    fst.st_dev,
+                    spec.name,
+                )
+            )
+    return result
+
+
+def stat_files(root_id: int, root: str, paths: list[str]) -> RootWalk:
+    """Stat named files under a root (a part of a split scan); vanished ones are skipped."""
+    result = RootWalk(root_id, root)
+    for rel in paths:
+        spec = format_for_name(rel)
+        if spec is None:
+            continue
+        try:
+            st = os.stat(os.path.join(root, rel))
+        except OSError as exc:
+            result.problems.append((rel, f"cannot stat: {exc.strerror or exc}"))
+            continue
+        if stat_mod.S_ISREG(st.st_mode):
+            result.files.append(
+                DiskFile(root_id, rel, st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev, spec.name)
             )
     return result

@@ -63,7 +63,9 @@ def parse_one(task: ParseTask, covers_dir: Path) -> ParseOutcome:
                 cover = store_cover(covers_dir, metadata.cover.data, metadata.cover.mime)
             except OSError as exc:
                 # A full or read-only covers folder must not lose the book itself.
-                metadata = dataclasses.replace(metadata, extra={**metadata.extra, "cover_error": str(exc)})
+                metadata = dataclasses.replace(
+                    metadata, extra={**metadata.extra, "cover_error": str(exc)}
+                )
             metadata = dataclasses.replace(metadata, cover=None)
         after = os.stat(task.path)
     except FileNotFoundError:

@@ -19,6 +19,7 @@ from shelfscan.catalogue.entities import EntityResolver
 from shelfscan.catalogue.known import (
     KnownFile,
     load_known_files,
+    load_known_paths,
     mark_missing,
     mark_restored,
     record_file_errors,
@@ -28,7 +29,7 @@ from shelfscan.catalogue.writer import BookRow, BookWriter
 from shelfscan.jobs.events import JobEvents
 from shelfscan.scan.assemble import Assembler, Parsed
 from shelfscan.scan.diff import ScanPlan, diff
-from shelfscan.scan.discovery import DiskFile, RootWalk, walk_root
+from shelfscan.scan.discovery import DiskFile, RootWalk, stat_files, walk_root
 from shelfscan.scan.executor import ParseExecutor
 from shelfscan.scan.parse import ParseTask
 from shelfscan.scan.progress import Progress
@@ -57,12 +58,32 @@ class ScanSummary:
 
 
 @dataclass(slots=True)
-class _Tally:
+class Tally:
     added: int = 0
     updated: int = 0
     failed: int = 0
     deferred: int = 0
     retry: list[WorkItem] = field(default_factory=list)
+
+    def add(self, other: dict[str, int]) -> None:
+        self.added += other.get("books_added", 0)
+        self.updated += other.get("books_updated", 0)
+        self.failed += other.get("files_failed", 0)
+        self.deferred += other.get("files_deferred", 0)
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedScan:
+    plan: ScanPlan
+    roots: dict[int, str]
+    work: list[WorkItem]
+    files_seen: int
+    restored: int
+    started: float
+
+
+class ScanCancelled(Exception):
+    """The scan stopped at a safe point because it was asked to; what it wrote stays."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +109,19 @@ class Scanner:
         self.resolver = resolver or EntityResolver(pool)
         self.writer = writer or BookWriter(pool)
 
-    async def scan(self, library: Library, events: JobEvents, progress: Progress) -> ScanSummary:
+    async def scan(
+        self,
+        library: Library,
+        events: JobEvents,
+        progress: Progress,
+        stop: asyncio.Event | None = None,
+    ) -> ScanSummary:
+        planned = await self.plan(library, events, progress)
+        tally = await self.process(library.id, planned.work, planned.roots, events, progress, stop)
+        return await self.finish(library, planned, tally, events, progress)
+
+    async def plan(self, library: Library, events: JobEvents, progress: Progress) -> PlannedScan:
+        """Walk, guard the roots, diff; restore unchanged files that had gone missing."""
         started = time.perf_counter()
         progress.enter("discovery")
         walks = await asyncio.to_thread(_walk_all, library)
@@ -108,22 +141,51 @@ class Scanner:
             missing=len(plan.missing),
         )
         restored = await mark_restored(self.pool, [k.id for k in plan.restored])
+        return PlannedScan(
+            plan=plan,
+            roots={w.root_id: w.root for w in walks},
+            work=[(d, None) for d in plan.new] + list(plan.changed),
+            files_seen=files_seen,
+            restored=restored,
+            started=started,
+        )
 
-        roots = {w.root_id: w.root for w in walks}
-        work: list[WorkItem] = [(d, None) for d in plan.new] + list(plan.changed)
-        tally = _Tally()
+    async def process(
+        self,
+        library_id: int,
+        work: list[WorkItem],
+        roots: dict[int, str],
+        events: JobEvents,
+        progress: Progress,
+        stop: asyncio.Event | None = None,
+    ) -> Tally:
+        """Parse and write `work`; stops between chunks when `stop` is set (ScanCancelled)."""
+        tally = Tally()
         progress.enter("parse", len(work))
-        assembler = Assembler(self.resolver, library.id)
-        await self._run_workers(work, roots, assembler, events, progress, tally)
+        assembler = Assembler(self.resolver, library_id)
+        await self._run_workers(work, roots, assembler, events, progress, tally, stop)
         if tally.retry:
             # Files that changed while being read get one more pass once the rest is done.
             again, tally.retry = tally.retry, []
-            await self._run_workers(again, roots, assembler, events, progress, tally)
+            await self._run_workers(again, roots, assembler, events, progress, tally, stop)
             for disk, _ in tally.retry:
-                events.warning("file_still_changing", path=disk.path, action="deferred to next scan")
+                events.warning(
+                    "file_still_changing", path=disk.path, action="deferred to next scan"
+                )
             tally.deferred = len(tally.retry)
+        return tally
 
+    async def finish(
+        self,
+        library: Library,
+        planned: PlannedScan,
+        tally: Tally,
+        events: JobEvents,
+        progress: Progress,
+    ) -> ScanSummary:
+        """Library-level bookkeeping, once per scan: missing files and the summary."""
         progress.enter("finalize")
+        plan = planned.plan
         books_missing = await mark_missing(self.pool, library.id, [k.id for k in plan.missing])
         for k in plan.missing:
             events.info("file_missing", path=k.path)
@@ -132,12 +194,29 @@ class Scanner:
             books_updated=tally.updated,
             books_unchanged=_unchanged_books(plan),
             books_missing=books_missing,
-            books_restored=restored,
-            files_seen=files_seen,
+            books_restored=planned.restored,
+            files_seen=planned.files_seen,
             files_failed=tally.failed,
             files_deferred=tally.deferred,
-            elapsed_s=round(time.perf_counter() - started, 3),
+            elapsed_s=round(time.perf_counter() - planned.started, 3),
         )
+
+    async def scan_files(
+        self,
+        library_id: int,
+        root_id: int,
+        root: str,
+        paths: list[str],
+        events: JobEvents,
+        progress: Progress,
+        stop: asyncio.Event | None = None,
+    ) -> Tally:
+        """Parse and write the new or changed files among `paths` (one part of a split scan)."""
+        walk = await asyncio.to_thread(stat_files, root_id, root, paths)
+        known = await load_known_paths(self.pool, root_id, paths)
+        plan = diff([walk], known)
+        work: list[WorkItem] = [(d, None) for d in plan.new] + list(plan.changed)
+        return await self.process(library_id, work, {root_id: root}, events, progress, stop)
 
     async def _run_workers(
         self,
@@ -146,7 +225,8 @@ class Scanner:
         assembler: Assembler,
         events: JobEvents,
         progress: Progress,
-        tally: _Tally,
+        tally: Tally,
+        stop: asyncio.Event | None = None,
     ) -> None:
         workers = max(1, self.options.workers)
         queue: asyncio.Queue[list[WorkItem] | None] = asyncio.Queue(maxsize=workers * 2)
@@ -160,6 +240,8 @@ class Scanner:
 
         async def consume() -> None:
             while (chunk := await queue.get()) is not None:
+                if stop is not None and stop.is_set():
+                    continue  # drain: a chunk is the safe point
                 await self._handle_chunk(chunk, roots, assembler, events, tally)
                 progress.done += len(chunk)
                 progress.failed = tally.failed
@@ -168,6 +250,8 @@ class Scanner:
             group.create_task(produce())
             for _ in range(workers):
                 group.create_task(consume())
+        if stop is not None and stop.is_set():
+            raise ScanCancelled(f"stopped after {progress.done} of {progress.total} files")
 
     async def _handle_chunk(
         self,
@@ -175,7 +259,7 @@ class Scanner:
         roots: dict[int, str],
         assembler: Assembler,
         events: JobEvents,
-        tally: _Tally,
+        tally: Tally,
     ) -> None:
         tasks = [
             ParseTask(i, os.path.join(roots[d.root_id], d.path), d.size, d.mtime_ns)
@@ -196,7 +280,9 @@ class Scanner:
                 if known is None:
                     error_rows.append(assembler.error_row(disk, outcome.error, outcome))
                 else:
-                    known_errors.append((known.id, outcome.error, outcome.size, outcome.mtime_ns, outcome.inode))
+                    known_errors.append(
+                        (known.id, outcome.error, outcome.size, outcome.mtime_ns, outcome.inode)
+                    )
             else:
                 parsed.append(Parsed(disk, known, outcome))
         rows = await assembler.build(parsed) + error_rows
@@ -231,7 +317,9 @@ def _guard_roots(walks: Sequence[RootWalk], known: dict[tuple[int, str], KnownFi
         if walk.error:
             raise RootUnavailable(f"{walk.error}; nothing was marked missing")
         if not walk.files:
-            held = sum(1 for k in known.values() if k.root_id == walk.root_id and k.status != "missing")
+            held = sum(
+                1 for k in known.values() if k.root_id == walk.root_id and k.status != "missing"
+            )
             if held:
                 raise RootUnavailable(
                     f"library root {walk.root} has no book files but the catalogue holds {held} "

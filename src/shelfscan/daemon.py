@@ -1,0 +1,68 @@
+"""`shelfscan serve`: wire the daemon together and run it until a signal."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import signal
+
+from shelfscan.app import make_executor, owner_id, scanner_for
+from shelfscan.config import Settings
+from shelfscan.db.connect import open_pool
+from shelfscan.db.migrate import migrate
+from shelfscan.health import HealthServer, parse_listen
+from shelfscan.jobs.handlers import ScanHandlers, SplitPolicy
+from shelfscan.jobs.queue import JobQueue
+from shelfscan.jobs.worker import Daemon, DaemonOptions
+
+
+async def serve(
+    url: str, settings: Settings, http: str | None, concurrency: int | None, poll_only: bool
+) -> int:
+    listen_on = parse_listen(http) if http else None
+    settings = dataclasses.replace(
+        settings,
+        concurrency=concurrency or settings.concurrency,
+        listen=settings.listen and not poll_only,
+    )
+    await migrate(url)
+    stopping, hard_stop = asyncio.Event(), asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        # First signal: stop claiming and drain; second: stop now.
+        (hard_stop if stopping.is_set() else stopping).set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal)
+    pool_size = settings.concurrency * (settings.workers + 2) + 4
+    async with open_pool(url, max_size=pool_size) as pool:
+        executor = make_executor(settings)
+        try:
+            scanner = scanner_for(pool, settings, executor, settings.workers)
+            queue = JobQueue(pool, owner_id(), settings.lease_s)
+            handlers = ScanHandlers(
+                pool, scanner, queue, SplitPolicy(settings.split_files, settings.part_files)
+            ).table()
+            daemon = Daemon(
+                pool,
+                url,
+                queue,
+                handlers,
+                DaemonOptions(
+                    concurrency=settings.concurrency,
+                    poll_interval_s=settings.poll_interval_s,
+                    listen=settings.listen,
+                    grace_s=settings.shutdown_grace_s,
+                    retention_s=settings.job_retention_days * 86400,
+                    progress_interval_s=settings.progress_interval_s,
+                ),
+            )
+            async with contextlib.AsyncExitStack() as stack:
+                if listen_on is not None:
+                    await stack.enter_async_context(HealthServer(pool, daemon).serving(*listen_on))
+                await daemon.run(stopping, hard_stop)
+        finally:
+            executor.close()
+    return 0

@@ -1,0 +1,156 @@
+"""`/healthz` and `/metrics` for a daemon, on a tiny asyncio HTTP server.
+
+Gauges about the queue (jobs by state and kind, oldest queued job) are read
+from the database at scrape time, so every replica reports the same truth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+
+import asyncpg
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from shelfscan.jobs.worker import Daemon
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """':8080' -> ('0.0.0.0', 8080); 'host:port' as given."""
+    host, _, port = value.rpartition(":")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"--http wants HOST:PORT or :PORT, not {value!r}")
+    return host or "0.0.0.0", int(port)
+
+
+class Metrics:
+    def __init__(self, pool: asyncpg.Pool, daemon: Daemon) -> None:
+        self.pool = pool
+        self.daemon = daemon
+        self.registry = CollectorRegistry()
+        self._queue_rows: list[asyncpg.Record] = []
+        self._oldest_queued_s = 0.0
+        self.registry.register(self)  # type: ignore[arg-type]
+
+    async def refresh(self) -> None:
+        self._queue_rows = await self.pool.fetch(
+            "SELECT kind, state, count(*) AS n FROM shelfscan.jobs GROUP BY kind, state"
+        )
+        self._oldest_queued_s = float(
+            await self.pool.fetchval(
+                """SELECT coalesce(extract(epoch FROM now() - min(run_at)), 0) FROM shelfscan.jobs
+                   WHERE state = 'queued' AND run_at <= now()"""
+            )
+        )
+
+    def collect(self) -> list[GaugeMetricFamily | CounterMetricFamily]:
+        jobs = GaugeMetricFamily(
+            "shelfscan_jobs", "Jobs by state and kind", labels=["state", "kind"]
+        )
+        for row in self._queue_rows:
+            jobs.add_metric([row["state"], row["kind"]], row["n"])
+        stats = self.daemon.stats
+        finished = CounterMetricFamily(
+            "shelfscan_jobs_finished", "Jobs this daemon finished, by final state", labels=["state"]
+        )
+        for state, n in stats.jobs_finished.items():
+            finished.add_metric([state], n)
+        rate = self.daemon.scan_rate()
+        return [
+            jobs,
+            finished,
+            GaugeMetricFamily(
+                "shelfscan_oldest_queued_job_age_seconds",
+                "Age of the oldest due queued job",
+                value=self._oldest_queued_s,
+            ),
+            CounterMetricFamily(
+                "shelfscan_files_scanned",
+                "Files read and written by this daemon",
+                value=stats.files_scanned,
+            ),
+            CounterMetricFamily(
+                "shelfscan_parse_errors", "Files that could not be read", value=stats.files_failed
+            ),
+            CounterMetricFamily(
+                "shelfscan_lease_expirations",
+                "Leases this daemon found expired",
+                value=stats.lease_expirations,
+            ),
+            CounterMetricFamily(
+                "shelfscan_heartbeats_late",
+                "Heartbeats that ran late (blocked loop)",
+                value=stats.heartbeats_late,
+            ),
+            GaugeMetricFamily(
+                "shelfscan_scan_rate_files_per_second",
+                "Current scan rate of running jobs",
+                value=rate,
+            ),
+            GaugeMetricFamily(
+                "shelfscan_running_jobs",
+                "Jobs running in this daemon",
+                value=len(self.daemon.running_jobs),
+            ),
+        ]
+
+
+class HealthServer:
+    def __init__(self, pool: asyncpg.Pool, daemon: Daemon) -> None:
+        self.pool = pool
+        self.daemon = daemon
+        self.metrics = Metrics(pool, daemon)
+
+    async def health(self) -> tuple[int, dict[str, bool]]:
+        checks = dict(self.daemon.healthy())
+        try:
+            await asyncio.wait_for(self.pool.fetchval("SELECT 1"), 2)
+            checks["database"] = True
+        except Exception:
+            checks["database"] = False
+        return (200 if all(checks.values()) else 503), checks
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request = await asyncio.wait_for(reader.readline(), 5)
+            while (await asyncio.wait_for(reader.readline(), 5)).strip():
+                pass  # headers are not needed
+            parts = request.decode("latin-1").split()
+            path = parts[1] if len(parts) > 1 else "/"
+            if path == "/healthz":
+                status, checks = await self.health()
+                body, ctype = json.dumps(checks).encode(), "application/json"
+            elif path == "/metrics":
+                await self.metrics.refresh()
+                status, body, ctype = (
+                    200,
+                    generate_latest(self.metrics.registry),
+                    "text/plain; version=0.0.4",
+                )
+            else:
+                status, body, ctype = 404, b"not found\n", "text/plain"
+            reason = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}[status]
+            writer.write(
+                f"HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
+                "Connection: close\r\n\r\n".encode()
+                + body
+            )
+            await writer.drain()
+        except (TimeoutError, ConnectionError, asyncpg.PostgresError, OSError):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    @contextlib.asynccontextmanager
+    async def serving(self, host: str, port: int) -> AsyncIterator[asyncio.Server]:
+        server = await asyncio.start_server(self.handle, host, port)
+        try:
+            yield server
+        finally:
+            server.close()
+            await server.wait_closed()

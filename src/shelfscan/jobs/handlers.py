@@ -1,0 +1,209 @@
+"""What each job kind does. A handler gets a `JobContext` and returns the job's result."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+from shelfscan.catalogue.libraries import Library, Root
+from shelfscan.jobs.events import JobEvents
+from shelfscan.jobs.queue import Job, JobQueue
+from shelfscan.scan.pipeline import Scanner, Tally, WorkItem
+from shelfscan.scan.progress import Progress
+
+
+class JobFailed(Exception):
+    """A failure that retrying cannot fix (e.g. the library was deleted)."""
+
+
+@dataclass(slots=True)
+class JobContext:
+    job: Job
+    events: JobEvents
+    progress: Progress
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    cancel_requested: bool = False
+    lost: bool = False  # the lease was taken over by another daemon
+    waiting: bool = False  # parked until its parts finish: it does not hold a worker slot
+
+
+Handler = Callable[[JobContext], Awaitable[dict[str, Any]]]
+
+
+@dataclass(frozen=True, slots=True)
+class SplitPolicy:
+    """A scan with more files to read than `threshold` is cut into parts of ~`part_files`."""
+
+    threshold: int = 5000
+    part_files: int = 2000
+
+
+async def library_by_id(pool: asyncpg.Pool, library_id: int | None) -> Library | None:
+    if library_id is None:
+        return None
+    rows = await pool.fetch(
+        """
+        SELECT l.id, l.name, p.id AS root_id, p.path FROM shelfscan.libraries l
+        LEFT JOIN shelfscan.library_paths p ON p.library_id = l.id WHERE l.id = $1 ORDER BY p.id
+        """,
+        library_id,
+    )
+    if not rows:
+        return None
+    from pathlib import Path
+
+    roots = tuple(Root(r["root_id"], Path(r["path"])) for r in rows if r["root_id"] is not None)
+    return Library(rows[0]["id"], rows[0]["name"], roots)
+
+
+def split_work(work: list[WorkItem], part_files: int) -> list[list[WorkItem]]:
+    """Contiguous runs of sorted paths, so each part is a handful of whole sub-trees."""
+    ordered = sorted(work, key=lambda item: (item[0].root_id, item[0].path))
+    parts: list[list[WorkItem]] = []
+    current: list[WorkItem] = []
+    for item in ordered:
+        if len(current) >= part_files:
+            top = current[-1][0].path.split("/", 1)[0]
+            same_tree = (
+                item[0].path.split("/", 1)[0] == top and item[0].root_id == current[-1][0].root_id
+            )
+            if not same_tree or len(current) >= part_files * 3 // 2:
+                parts.append(current)
+                current = []
+        current.append(item)
+    if current:
+        parts.append(current)
+    return parts
+
+
+class ScanHandlers:
+    def __init__(
+        self, pool: asyncpg.Pool, scanner: Scanner, queue: JobQueue, split: SplitPolicy
+    ) -> None:
+        self.pool = pool
+        self.scanner = scanner
+        self.queue = queue
+        self.split = split
+
+    def table(self) -> dict[str, Handler]:
+        return {"scan_library": self.scan_library, "scan_path": self.scan_path}
+
+    async def scan_library(self, ctx: JobContext) -> dict[str, Any]:
+        library = await library_by_id(self.pool, ctx.job.library_id)
+        if library is None:
+            raise JobFailed(f"library {ctx.job.library_id} does not exist")
+        if not library.roots:
+            raise JobFailed(f"library {library.name} has no folders")
+        # Parts of an earlier attempt of this job (its daemon died) must end before we plan again.
+        await self._wait_for_parts(ctx)
+        planned = await self.scanner.plan(library, ctx.events, ctx.progress)
+        if len(planned.work) > self.split.threshold:
+            tally = await self._run_in_parts(ctx, library, planned.work)
+        else:
+            tally = await self.scanner.process(
+                library.id, planned.work, planned.roots, ctx.events, ctx.progress, ctx.stop
+            )
+        summary = await self.scanner.finish(library, planned, tally, ctx.events, ctx.progress)
+        return summary.as_dict()
+
+    async def scan_path(self, ctx: JobContext) -> dict[str, Any]:
+        payload = ctx.job.payload
+        library = await library_by_id(self.pool, ctx.job.library_id)
+        if library is None:
+            raise JobFailed(f"library {ctx.job.library_id} does not exist")
+        roots = {r.id: str(r.path) for r in library.roots}
+        root_id = payload.get("root_id")
+        files = payload.get("files")
+        if root_id not in roots or not isinstance(files, list):
+            raise JobFailed("scan_path needs a root_id of the library and a list of files")
+        tally = await self.scanner.scan_files(
+            library.id,
+            root_id,
+            roots[root_id],
+            [str(f) for f in files],
+            ctx.events,
+            ctx.progress,
+            ctx.stop,
+        )
+        return {
+            "books_added": tally.added,
+            "books_updated": tally.updated,
+            "files_failed": tally.failed,
+            "files_deferred": tally.deferred,
+            "files": len(files),
+        }
+
+    async def _run_in_parts(self, ctx: JobContext, library: Library, work: list[WorkItem]) -> Tally:
+        parts = split_work(work, self.split.part_files)
+        payloads = [
+            {
+                "library_id": library.id,
+                "root_id": part[0][0].root_id,
+                "files": [d.path for d, _ in part],
+            }
+            for part in _by_root(parts)
+        ]
+        ids = await self.queue.enqueue_many("scan_path", payloads, ctx.job.id)
+        ctx.events.info("scan_split", parts=len(ids), files=len(work))
+        ctx.progress.enter("parts", len(work))
+        rows = await self._wait_for_parts(ctx)
+        failed = [r for r in rows if r["state"] != "succeeded"]
+        if failed:
+            raise RuntimeError(
+                f"{len(failed)} of {len(rows)} parts did not succeed "
+                f"(first: job {failed[0]['id']} {failed[0]['state']}: {failed[0]['last_error']})"
+            )
+        tally = Tally()
+        for row in rows:
+            tally.add(row["result"] or {})
+        return tally
+
+    async def _wait_for_parts(self, ctx: JobContext) -> list[asyncpg.Record]:
+        ctx.waiting = True
+        try:
+            while True:
+                rows = await self.pool.fetch(
+                    """
+                    SELECT id, state, result, progress, last_error FROM shelfscan.jobs
+                    WHERE parent_id = $1 ORDER BY id
+                    """,
+                    ctx.job.id,
+                )
+                open_parts = [r for r in rows if r["state"] in ("queued", "running")]
+                if rows and ctx.progress.phase == "parts":
+                    ctx.progress.done = sum(
+                        (r["result"] or {}).get("files", 0)
+                        if r["state"] == "succeeded"
+                        else (r["progress"] or {}).get("done", 0)
+                        for r in rows
+                    )
+                if not open_parts:
+                    return list(rows)
+                if ctx.stop.is_set():
+                    from shelfscan.scan.pipeline import ScanCancelled
+
+                    raise ScanCancelled("stopped while waiting for its parts")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(ctx.stop.wait(), 1.0)
+        finally:
+            ctx.waiting = False
+
+
+def _by_root(parts: list[list[WorkItem]]) -> list[list[WorkItem]]:
+    """A part never spans two roots (its payload names one)."""
+    out: list[list[WorkItem]] = []
+    for part in parts:
+        current: list[WorkItem] = []
+        for item in part:
+            if current and item[0].root_id != current[0][0].root_id:
+                out.append(current)
+                current = []
+            current.append(item)
+        if current:
+            out.append(current)
+    return out
