@@ -15,7 +15,11 @@ import pytest
 def _run(args: list[str], db_url: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DATABASE_URL": db_url, "SHELFSCAN_DATA_DIR": str(tmp_path / "data")}
     return subprocess.run(
-        [sys.executable, "-m", "shelfscan", *args], env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "shelfscan", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -48,7 +52,9 @@ def test_scan_of_the_real_epubs_twice_then_export(
         assert book["files"][0]["language"] == truth["language"], path
         assert (book["files"][0]["cover"] is not None) == truth["has_cover"], path
     # stderr carries structured JSON log lines when not on a terminal
-    events = [json.loads(line)["event"] for line in first.stderr.splitlines() if line.startswith("{")]
+    events = [
+        json.loads(line)["event"] for line in first.stderr.splitlines() if line.startswith("{")
+    ]
     assert "scan_finished" in events
 
 
@@ -72,7 +78,38 @@ def test_unreachable_database_fails_with_one_line_and_no_password(tmp_path: Path
 def test_bad_settings_are_rejected_clearly(db_url: str, tmp_path: Path, value: str) -> None:
     env = {**os.environ, "DATABASE_URL": db_url, "SHELFSCAN_WORKERS": value}
     result = subprocess.run(
-        [sys.executable, "-m", "shelfscan", "migrate"], env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "shelfscan", "migrate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 1
     assert "SHELFSCAN_WORKERS" in result.stderr
+
+
+def test_library_and_jobs_commands(db_url: str, tmp_path: Path) -> None:
+    (tmp_path / "books").mkdir()
+    assert _run(["library", "add", "Main", str(tmp_path / "books")], db_url, tmp_path).returncode == 0
+    listed = _run(["library", "list", "--json"], db_url, tmp_path)
+    (lib,) = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert (lib["name"], lib["paths"], lib["books"]) == ("Main", [str(tmp_path / "books")], 0)
+
+    first = _run(["jobs", "enqueue", "scan", "--library", "Main"], db_url, tmp_path)
+    assert first.returncode == 0 and first.stdout.startswith("queued job")
+    again = _run(["jobs", "enqueue", "scan", "--library", "Main"], db_url, tmp_path)
+    assert "already queued" in again.stdout
+    jobs = [json.loads(line) for line in _run(["jobs", "list", "--json"], db_url, tmp_path).stdout.splitlines()]
+    assert [(j["kind"], j["state"], j["library"]) for j in jobs] == [("scan_library", "queued", "Main")]
+    job_id = jobs[0]["id"]
+    assert _run(["jobs", "cancel", str(job_id)], db_url, tmp_path).returncode == 0
+    shown = json.loads(_run(["jobs", "show", str(job_id)], db_url, tmp_path).stdout)
+    assert shown["state"] == "cancelled"
+    assert _run(["jobs", "retry", str(job_id)], db_url, tmp_path).returncode == 0
+    assert json.loads(_run(["jobs", "show", str(job_id)], db_url, tmp_path).stdout)["state"] == "queued"
+    bad = _run(["jobs", "retry", str(job_id)], db_url, tmp_path)
+    assert bad.returncode == 1 and "not failed or cancelled" in bad.stderr
+
+    assert _run(["library", "remove", "Main"], db_url, tmp_path).returncode == 0
+    assert _run(["library", "list", "--json"], db_url, tmp_path).stdout == ""
+    assert _run(["library", "remove", "Main"], db_url, tmp_path).returncode == 1

@@ -24,8 +24,11 @@ class Progress:
     started: float = field(default_factory=time.monotonic)
     phase_started: float = field(default_factory=time.monotonic)
 
-    def enter(self, phase: str, total: int = 0) -> None:
-        self.phase, self.total, self.done, self.phase_started = phase, total, 0, time.monotonic()
+    def enter(self, phase: str, total: int | None = None) -> None:
+        """Start a phase; without a total the counts of the previous phase stay (finalize)."""
+        self.phase = phase
+        if total is not None:
+            self.total, self.done, self.phase_started = total, 0, time.monotonic()
 
     def snapshot(self) -> dict[str, Any]:
         elapsed = max(time.monotonic() - self.phase_started, 1e-9)
