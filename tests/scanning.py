@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,6 @@ from shelfscan.catalogue.export import export_books
 from shelfscan.catalogue.libraries import ensure_library
 from shelfscan.config import Settings
 from shelfscan.scan.pipeline import ScanSummary
-
-import json
 
 ScanFn = Callable[..., Awaitable[ScanSummary]]
 
@@ -31,8 +30,20 @@ async def scan(pool: asyncpg.Pool, tmp_path: Path) -> AsyncIterator[ScanFn]:
     """`await scan(root, library="lib", executor="thread")` runs a whole scan job."""
     executors = []
 
-    async def run(root: Path, library: str = "lib", executor: str = "thread", workers: int = 4, chunk_size: int = 7) -> ScanSummary:
-        settings = settings_for(tmp_path, parse_executor=executor, parse_processes=2, workers=workers, chunk_size=chunk_size)
+    async def run(
+        root: Path,
+        library: str = "lib",
+        executor: str = "thread",
+        workers: int = 4,
+        chunk_size: int = 7,
+    ) -> ScanSummary:
+        settings = settings_for(
+            tmp_path,
+            parse_executor=executor,
+            parse_processes=2,
+            workers=workers,
+            chunk_size=chunk_size,
+        )
         lib = await ensure_library(pool, library, [root])
         ex = make_executor(settings)
         executors.append(ex)

@@ -19,7 +19,9 @@ async def _library(pool: asyncpg.Pool, name: str = "lib") -> int:
     return library_id
 
 
-async def test_hundred_concurrent_lookups_make_one_row_and_one_round_trip(pool: asyncpg.Pool) -> None:
+async def test_hundred_concurrent_lookups_make_one_row_and_one_round_trip(
+    pool: asyncpg.Pool,
+) -> None:
     library_id = await _library(pool)
     resolver = EntityResolver(pool)
     key = EntityKey("persons", library_id, name_key("Ursula K. Le Guin"))
@@ -36,8 +38,20 @@ async def test_hundred_concurrent_lookups_make_one_row_and_one_round_trip(pool: 
 async def test_spellings_that_differ_by_case_and_spacing_are_one_entity(pool: asyncpg.Pool) -> None:
     library_id = await _library(pool)
     resolver = EntityResolver(pool)
-    first = await resolver.resolve({EntityKey("genres", library_id, name_key("Science  Fiction")): EntityName("Science Fiction")})
-    second = await resolver.resolve({EntityKey("genres", library_id, name_key("SCIENCE fiction")): EntityName("SCIENCE fiction")})
+    first = await resolver.resolve(
+        {
+            EntityKey("genres", library_id, name_key("Science  Fiction")): EntityName(
+                "Science Fiction"
+            )
+        }
+    )
+    second = await resolver.resolve(
+        {
+            EntityKey("genres", library_id, name_key("SCIENCE fiction")): EntityName(
+                "SCIENCE fiction"
+            )
+        }
+    )
     assert list(first.values()) == list(second.values())
     assert await pool.fetchval("SELECT name FROM shelfscan.genres") == "Science Fiction"
 
@@ -45,14 +59,19 @@ async def test_spellings_that_differ_by_case_and_spacing_are_one_entity(pool: as
 async def test_a_second_resolver_finds_rows_a_first_one_created(pool: asyncpg.Pool) -> None:
     """Two daemons have two caches; the database keeps them to one row per name."""
     library_id = await _library(pool)
-    names = {EntityKey("tags", library_id, name_key(f"tag {i}")): EntityName(f"Tag {i}") for i in range(50)}
+    names = {
+        EntityKey("tags", library_id, name_key(f"tag {i}")): EntityName(f"Tag {i}")
+        for i in range(50)
+    }
     a, b = EntityResolver(pool), EntityResolver(pool)
     ids_a, ids_b = await asyncio.gather(a.resolve(names), b.resolve(names))
     assert ids_a == ids_b
     assert await pool.fetchval("SELECT count(*) FROM shelfscan.tags") == 50
 
 
-async def test_a_failed_lookup_is_not_cached_and_the_next_caller_retries(pool: asyncpg.Pool) -> None:
+async def test_a_failed_lookup_is_not_cached_and_the_next_caller_retries(
+    pool: asyncpg.Pool,
+) -> None:
     resolver = EntityResolver(pool)
     key = EntityKey("series", 4242, name_key("Discworld"))  # library 4242 does not exist yet
     waiters = [resolver.resolve({key: EntityName("Discworld")}) for _ in range(10)]
@@ -62,7 +81,9 @@ async def test_a_failed_lookup_is_not_cached_and_the_next_caller_retries(pool: a
     await pool.execute("INSERT INTO shelfscan.libraries (id, name) VALUES (4242, 'late')")
     found = await resolver.resolve({key: EntityName("Discworld")})
     assert resolver.loads == 2
-    assert found[key] == await pool.fetchval("SELECT id FROM shelfscan.series WHERE library_id = 4242")
+    assert found[key] == await pool.fetchval(
+        "SELECT id FROM shelfscan.series WHERE library_id = 4242"
+    )
 
 
 async def test_cancelling_one_waiter_does_not_poison_the_others() -> None:

@@ -90,7 +90,9 @@ def test_bad_settings_are_rejected_clearly(db_url: str, tmp_path: Path, value: s
 
 def test_library_and_jobs_commands(db_url: str, tmp_path: Path) -> None:
     (tmp_path / "books").mkdir()
-    assert _run(["library", "add", "Main", str(tmp_path / "books")], db_url, tmp_path).returncode == 0
+    assert (
+        _run(["library", "add", "Main", str(tmp_path / "books")], db_url, tmp_path).returncode == 0
+    )
     listed = _run(["library", "list", "--json"], db_url, tmp_path)
     (lib,) = [json.loads(line) for line in listed.stdout.splitlines()]
     assert (lib["name"], lib["paths"], lib["books"]) == ("Main", [str(tmp_path / "books")], 0)
@@ -99,14 +101,22 @@ def test_library_and_jobs_commands(db_url: str, tmp_path: Path) -> None:
     assert first.returncode == 0 and first.stdout.startswith("queued job")
     again = _run(["jobs", "enqueue", "scan", "--library", "Main"], db_url, tmp_path)
     assert "already queued" in again.stdout
-    jobs = [json.loads(line) for line in _run(["jobs", "list", "--json"], db_url, tmp_path).stdout.splitlines()]
-    assert [(j["kind"], j["state"], j["library"]) for j in jobs] == [("scan_library", "queued", "Main")]
+    jobs = [
+        json.loads(line)
+        for line in _run(["jobs", "list", "--json"], db_url, tmp_path).stdout.splitlines()
+    ]
+    assert [(j["kind"], j["state"], j["library"]) for j in jobs] == [
+        ("scan_library", "queued", "Main")
+    ]
     job_id = jobs[0]["id"]
     assert _run(["jobs", "cancel", str(job_id)], db_url, tmp_path).returncode == 0
     shown = json.loads(_run(["jobs", "show", str(job_id)], db_url, tmp_path).stdout)
     assert shown["state"] == "cancelled"
     assert _run(["jobs", "retry", str(job_id)], db_url, tmp_path).returncode == 0
-    assert json.loads(_run(["jobs", "show", str(job_id)], db_url, tmp_path).stdout)["state"] == "queued"
+    assert (
+        json.loads(_run(["jobs", "show", str(job_id)], db_url, tmp_path).stdout)["state"]
+        == "queued"
+    )
     bad = _run(["jobs", "retry", str(job_id)], db_url, tmp_path)
     assert bad.returncode == 1 and "not failed or cancelled" in bad.stderr
 

@@ -20,7 +20,7 @@ from shelfscan.jobs.handlers import ScanHandlers, SplitPolicy
 from shelfscan.jobs.queue import JobQueue
 from shelfscan.jobs.worker import Daemon, DaemonOptions
 from shelfscan.scan.executor import ParseExecutor
-from shelfscan.scan.pipeline import ScanOptions, Scanner
+from shelfscan.scan.pipeline import Scanner, ScanOptions
 from tests.libraries import small_library
 
 StartFn = Callable[..., Awaitable[Daemon]]
@@ -45,8 +45,17 @@ async def start_daemon(pool: asyncpg.Pool, db_url: str, tmp_path: Path) -> Async
         queue = JobQueue(pool, name, lease)
         handlers = ScanHandlers(pool, scanner, queue, split or SplitPolicy()).table()
         daemon = Daemon(
-            pool, db_url, queue, handlers,
-            DaemonOptions(concurrency=2, poll_interval_s=poll, listen=listen, grace_s=1.0, progress_interval_s=0.1),
+            pool,
+            db_url,
+            queue,
+            handlers,
+            DaemonOptions(
+                concurrency=2,
+                poll_interval_s=poll,
+                listen=listen,
+                grace_s=1.0,
+                progress_interval_s=0.1,
+            ),
         )
         stopping = asyncio.Event()
         task = asyncio.create_task(daemon.run(stopping))
@@ -98,20 +107,26 @@ async def test_a_job_inserted_with_sql_is_woken_by_notify_and_runs(
     await start_daemon(poll=60.0)  # polling alone would take a minute
     started = time.monotonic()
     job_id = await _insert_scan(pool, library.id)
-    await _until_db(pool, "SELECT state = 'succeeded' FROM shelfscan.jobs WHERE id = $1", job_id, timeout=20)
+    await _until_db(
+        pool, "SELECT state = 'succeeded' FROM shelfscan.jobs WHERE id = $1", job_id, timeout=20
+    )
     assert time.monotonic() - started < 20
     result = await pool.fetchval("SELECT result FROM shelfscan.jobs WHERE id = $1", job_id)
     assert result["books_added"] == 30
     assert await pool.fetchval("SELECT count(*) FROM shelfscan.books") == 30
 
 
-async def test_polling_only_mode_picks_jobs_up(pool: asyncpg.Pool, start_daemon: StartFn, tmp_path: Path) -> None:
+async def test_polling_only_mode_picks_jobs_up(
+    pool: asyncpg.Pool, start_daemon: StartFn, tmp_path: Path
+) -> None:
     small_library(tmp_path / "lib", 5)
     library = await ensure_library(pool, "lib", [tmp_path / "lib"])
     daemon = await start_daemon(listen=False, poll=0.3)
     assert daemon.listener is None
     job_id = await _insert_scan(pool, library.id)
-    await _until_db(pool, "SELECT state = 'succeeded' FROM shelfscan.jobs WHERE id = $1", job_id, timeout=20)
+    await _until_db(
+        pool, "SELECT state = 'succeeded' FROM shelfscan.jobs WHERE id = $1", job_id, timeout=20
+    )
 
 
 async def test_listener_killed_by_the_server_reconnects_and_wakes_again(
@@ -123,10 +138,19 @@ async def test_listener_killed_by_the_server_reconnects_and_wakes_again(
     assert daemon.listener is not None
     old_pid = daemon.listener.backend_pid
     assert await pool.fetchval("SELECT pg_terminate_backend($1)", old_pid)
-    await _until(lambda: daemon.listener is not None and daemon.listener.connects >= 2 and daemon.listener.connected, 20)
+    await _until(
+        lambda: (
+            daemon.listener is not None
+            and daemon.listener.connects >= 2
+            and daemon.listener.connected
+        ),
+        20,
+    )
     assert daemon.listener.backend_pid != old_pid
     job_id = await _insert_scan(pool, library.id)
-    await _until_db(pool, "SELECT state = 'succeeded' FROM shelfscan.jobs WHERE id = $1", job_id, timeout=15)
+    await _until_db(
+        pool, "SELECT state = 'succeeded' FROM shelfscan.jobs WHERE id = $1", job_id, timeout=15
+    )
 
 
 @pytest.mark.parametrize("listen", [True, False], ids=["via-notify", "via-heartbeat"])
@@ -138,9 +162,13 @@ async def test_cancelling_a_running_scan_keeps_what_it_committed(
     # One file per chunk and one worker: slow enough to catch mid-scan.
     await start_daemon(listen=listen, poll=0.2, lease=1.5, workers=1, chunk_size=1)
     job_id = await _insert_scan(pool, library.id)
-    await _until_db(pool, "SELECT (progress->>'done')::int > 5 FROM shelfscan.jobs WHERE id = $1", job_id)
+    await _until_db(
+        pool, "SELECT (progress->>'done')::int > 5 FROM shelfscan.jobs WHERE id = $1", job_id
+    )
     await pool.execute("UPDATE shelfscan.jobs SET cancel_requested = true WHERE id = $1", job_id)
-    await _until_db(pool, "SELECT state = 'cancelled' FROM shelfscan.jobs WHERE id = $1", job_id, timeout=20)
+    await _until_db(
+        pool, "SELECT state = 'cancelled' FROM shelfscan.jobs WHERE id = $1", job_id, timeout=20
+    )
     books = await pool.fetchval("SELECT count(*) FROM shelfscan.books")
     assert 0 < books < 1000
     # Every committed book is whole: one file, one author, one genre each.
@@ -157,11 +185,17 @@ async def test_a_big_scan_is_split_into_parts_shared_by_two_daemons(
     await start_daemon("a", split=split, chunk_size=5)
     await start_daemon("b", split=split, chunk_size=5)
     job_id = await _insert_scan(pool, library.id)
-    await _until_db(pool, "SELECT state = 'succeeded' FROM shelfscan.jobs WHERE id = $1", job_id, timeout=60)
-    parts = await pool.fetch("SELECT state, owner, result FROM shelfscan.jobs WHERE parent_id = $1", job_id)
+    await _until_db(
+        pool, "SELECT state = 'succeeded' FROM shelfscan.jobs WHERE id = $1", job_id, timeout=60
+    )
+    parts = await pool.fetch(
+        "SELECT state, owner, result FROM shelfscan.jobs WHERE parent_id = $1", job_id
+    )
     assert len(parts) >= 5 and all(p["state"] == "succeeded" for p in parts)
     assert sum(p["result"]["books_added"] for p in parts) == 150
-    assert (await pool.fetchval("SELECT result FROM shelfscan.jobs WHERE id = $1", job_id))["books_added"] == 150
+    assert (await pool.fetchval("SELECT result FROM shelfscan.jobs WHERE id = $1", job_id))[
+        "books_added"
+    ] == 150
     assert await pool.fetchval("SELECT count(*) FROM shelfscan.books") == 150
     assert await pool.fetchval("SELECT count(DISTINCT path) FROM shelfscan.files") == 150
 
@@ -179,7 +213,9 @@ def _serve(db_url: str, tmp_path: Path, name: str, **env: str) -> subprocess.Pop
         **env,
     }
     log = open(tmp_path / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
-    return subprocess.Popen([sys.executable, "-m", "shelfscan", "serve"], env=full_env, stdout=log, stderr=log)
+    return subprocess.Popen(
+        [sys.executable, "-m", "shelfscan", "serve"], env=full_env, stdout=log, stderr=log
+    )
 
 
 async def test_sigkill_mid_scan_another_daemon_finishes_without_duplicates(
@@ -197,8 +233,15 @@ async def test_sigkill_mid_scan_another_daemon_finishes_without_duplicates(
         first.wait(10)
         done_before = await pool.fetchval("SELECT count(*) FROM shelfscan.books")
         assert 0 < done_before < 1500
-        second = _serve(db_url, tmp_path, "second", SHELFSCAN_LEASE_SECONDS="2", SHELFSCAN_POLL_INTERVAL="0.5")
-        await _until_db(pool, "SELECT state = 'succeeded' FROM shelfscan.jobs WHERE id = $1", job_id, timeout=120)
+        second = _serve(
+            db_url, tmp_path, "second", SHELFSCAN_LEASE_SECONDS="2", SHELFSCAN_POLL_INTERVAL="0.5"
+        )
+        await _until_db(
+            pool,
+            "SELECT state = 'succeeded' FROM shelfscan.jobs WHERE id = $1",
+            job_id,
+            timeout=120,
+        )
     finally:
         for proc in (first, second):
             if proc is not None and proc.poll() is None:
@@ -209,8 +252,15 @@ async def test_sigkill_mid_scan_another_daemon_finishes_without_duplicates(
     assert job["result"]["books_added"] + done_before == 1500
     assert await pool.fetchval("SELECT count(*) FROM shelfscan.books") == 1500
     assert await pool.fetchval("SELECT count(*) FROM shelfscan.files") == 1500
-    assert await pool.fetchval("SELECT count(DISTINCT (root_id, path)) FROM shelfscan.files") == 1500
-    assert await pool.fetchval("SELECT count(*) FROM (SELECT 1 FROM shelfscan.persons GROUP BY library_id, name_key HAVING count(*) > 1) d") == 0
+    assert (
+        await pool.fetchval("SELECT count(DISTINCT (root_id, path)) FROM shelfscan.files") == 1500
+    )
+    assert (
+        await pool.fetchval(
+            "SELECT count(*) FROM (SELECT 1 FROM shelfscan.persons GROUP BY library_id, name_key HAVING count(*) > 1) d"
+        )
+        == 0
+    )
 
 
 async def test_sigterm_finishes_a_short_job_and_releases_a_long_one(
@@ -226,25 +276,36 @@ async def test_sigterm_finishes_a_short_job_and_releases_a_long_one(
     proc = _serve(db_url, tmp_path, "short", **env)
     try:
         short_job = await _insert_scan(pool, short.id)
-        await _until_db(pool, "SELECT state = 'running' OR state = 'succeeded' FROM shelfscan.jobs WHERE id = $1", short_job)
+        await _until_db(
+            pool,
+            "SELECT state = 'running' OR state = 'succeeded' FROM shelfscan.jobs WHERE id = $1",
+            short_job,
+        )
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert await pool.fetchval("SELECT state FROM shelfscan.jobs WHERE id = $1", short_job) == "succeeded"
+    assert (
+        await pool.fetchval("SELECT state FROM shelfscan.jobs WHERE id = $1", short_job)
+        == "succeeded"
+    )
 
     # A long one is handed back to the queue, its attempt not counted.
     proc = _serve(db_url, tmp_path, "long", **env)
     try:
         long_job = await _insert_scan(pool, long.id)
-        await _until_db(pool, "SELECT count(*) > 5 FROM shelfscan.books WHERE library_id = $1", long.id)
+        await _until_db(
+            pool, "SELECT count(*) > 5 FROM shelfscan.books WHERE library_id = $1", long.id
+        )
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
-    row = await pool.fetchrow("SELECT state, attempts, owner FROM shelfscan.jobs WHERE id = $1", long_job)
+    row = await pool.fetchrow(
+        "SELECT state, attempts, owner FROM shelfscan.jobs WHERE id = $1", long_job
+    )
     assert (row["state"], row["attempts"], row["owner"]) == ("queued", 0, None)
     assert await pool.fetchval("SELECT count(*) FROM shelfscan.jobs WHERE state = 'running'") == 0
 
@@ -276,11 +337,15 @@ async def test_healthz_and_metrics_answer(pool: asyncpg.Pool, db_url: str, tmp_p
     env = {**os.environ, "DATABASE_URL": db_url, "SHELFSCAN_DATA_DIR": str(tmp_path / "data")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "shelfscan", "serve", "--http", f"127.0.0.1:{port}"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         job_id = await _insert_scan(pool, library.id)
-        await _until_db(pool, "SELECT state = 'succeeded' FROM shelfscan.jobs WHERE id = $1", job_id)
+        await _until_db(
+            pool, "SELECT state = 'succeeded' FROM shelfscan.jobs WHERE id = $1", job_id
+        )
         deadline = time.monotonic() + 20
         while True:
             try:

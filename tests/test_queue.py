@@ -11,7 +11,9 @@ from shelfscan.jobs.queue import JobQueue
 
 
 async def _library(pool: asyncpg.Pool, name: str = "lib") -> int:
-    library_id: int = await pool.fetchval("INSERT INTO shelfscan.libraries (name) VALUES ($1) RETURNING id", name)
+    library_id: int = await pool.fetchval(
+        "INSERT INTO shelfscan.libraries (name) VALUES ($1) RETURNING id", name
+    )
     return library_id
 
 
@@ -34,12 +36,20 @@ async def test_thousand_jobs_four_claimers_each_handled_exactly_once(pool: async
     ids = [job_id for _, job_id in handled]
     assert len(ids) == 1000 and len(set(ids)) == 1000
     assert len({name for name, _ in handled}) == 4  # the work was really shared
-    assert await pool.fetchval("SELECT count(*) FROM shelfscan.jobs WHERE state = 'succeeded' AND attempts = 1") == 1000
+    assert (
+        await pool.fetchval(
+            "SELECT count(*) FROM shelfscan.jobs WHERE state = 'succeeded' AND attempts = 1"
+        )
+        == 1000
+    )
 
 
 async def test_expired_lease_is_reaped_and_the_old_owner_cannot_finish(pool: asyncpg.Pool) -> None:
     library_id = await _library(pool)
-    await pool.execute("INSERT INTO shelfscan.jobs (kind, payload) VALUES ('scan_library', $1)", {"library_id": library_id})
+    await pool.execute(
+        "INSERT INTO shelfscan.jobs (kind, payload) VALUES ('scan_library', $1)",
+        {"library_id": library_id},
+    )
     old = JobQueue(pool, "old", lease_s=0.3)
     new = JobQueue(pool, "new", lease_s=30)
     (job,) = await old.claim(1)
@@ -52,7 +62,9 @@ async def test_expired_lease_is_reaped_and_the_old_owner_cannot_finish(pool: asy
     # The old owner wakes up late: its heartbeat and its finish change nothing.
     assert await old.heartbeat([job.id]) == {}
     assert await old.finish(job.id, "succeeded", result={"late": True}) is False
-    row = await pool.fetchrow("SELECT state, owner, result FROM shelfscan.jobs WHERE id = $1", job.id)
+    row = await pool.fetchrow(
+        "SELECT state, owner, result FROM shelfscan.jobs WHERE id = $1", job.id
+    )
     assert (row["state"], row["owner"], row["result"]) == ("running", "new", None)
     assert await new.finish(job.id, "succeeded")
 
@@ -64,7 +76,9 @@ async def test_reaper_fails_a_job_at_max_attempts(pool: asyncpg.Pool) -> None:
     await asyncio.sleep(0.3)
     (reaped,) = await queue.reap()
     assert reaped.state == "failed"
-    assert (await pool.fetchval("SELECT last_error FROM shelfscan.jobs")).startswith("lease expired")
+    assert (await pool.fetchval("SELECT last_error FROM shelfscan.jobs")).startswith(
+        "lease expired"
+    )
 
 
 async def test_three_enqueues_at_once_leave_one_queued_row(pool: asyncpg.Pool, db_url: str) -> None:
@@ -77,11 +91,16 @@ async def test_three_enqueues_at_once_leave_one_queued_row(pool: asyncpg.Pool, d
         txs = [c.transaction() for c in conns]
         for t in txs:
             await t.start()
-        inserts = {asyncio.ensure_future(c.execute(sql, payload)): (c, t) for c, t in zip(conns, txs, strict=True)}
+        inserts = {
+            asyncio.ensure_future(c.execute(sql, payload)): (c, t)
+            for c, t in zip(conns, txs, strict=True)
+        }
         pending = set(inserts)
         while pending:
             # Inserters are serialised: exactly one finishes, the rest wait for its commit.
-            done, pending = await asyncio.wait(pending, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+            done, pending = await asyncio.wait(
+                pending, timeout=10, return_when=asyncio.FIRST_COMPLETED
+            )
             assert len(done) == 1
             await inserts[done.pop()][1].commit()
         results = [task.result() for task in inserts]
@@ -113,7 +132,9 @@ async def test_claim_uses_the_partial_index_with_many_finished_rows(pool: asyncp
         "INSERT INTO shelfscan.jobs (kind, state, finished_at) "
         "SELECT 'scan_path', 'succeeded', now() FROM generate_series(1, 20000)"
     )
-    await pool.execute("INSERT INTO shelfscan.jobs (kind) SELECT 'scan_path' FROM generate_series(1, 5)")
+    await pool.execute(
+        "INSERT INTO shelfscan.jobs (kind) SELECT 'scan_path' FROM generate_series(1, 5)"
+    )
     await pool.execute("ANALYZE shelfscan.jobs")
     from shelfscan.jobs.queue import _CLAIM
 
@@ -126,7 +147,9 @@ async def test_claim_uses_the_partial_index_with_many_finished_rows(pool: asyncp
             walk(child)
 
     walk((plan if isinstance(plan, list) else json.loads(plan))[0]["Plan"])
-    scans = {(n.get("Node Type"), n.get("Index Name")) for n in nodes if n.get("Relation Name") == "jobs"}
+    scans = {
+        (n.get("Node Type"), n.get("Index Name")) for n in nodes if n.get("Relation Name") == "jobs"
+    }
     assert ("Index Scan", "jobs_claim_idx") in scans
     assert not any(node_type == "Seq Scan" for node_type, _ in scans)
 

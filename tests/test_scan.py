@@ -15,9 +15,21 @@ from shelfscan.testing.epubs import CreatorSpec, EpubSpec, write_epub
 from tests.scanning import ScanFn, export
 
 CATALOGUE_TABLES = (
-    "books", "files", "persons", "series", "genres", "tags", "publishers", "covers",
-    "book_authors", "book_series", "book_genres", "book_tags", "file_identifiers",
-    "file_narrators", "chapters",
+    "books",
+    "files",
+    "persons",
+    "series",
+    "genres",
+    "tags",
+    "publishers",
+    "covers",
+    "book_authors",
+    "book_series",
+    "book_genres",
+    "book_tags",
+    "file_identifiers",
+    "file_narrators",
+    "chapters",
 )
 
 
@@ -49,7 +61,9 @@ async def _xmins(pool: asyncpg.Pool) -> dict[str, list[tuple[str, str]]]:
     """Row versions of every catalogue table: unchanged xmin means the row was not written."""
     out = {}
     for table in CATALOGUE_TABLES:
-        rows = await pool.fetch(f"SELECT ctid::text AS c, xmin::text AS x FROM shelfscan.{table} ORDER BY 1")
+        rows = await pool.fetch(
+            f"SELECT ctid::text AS c, xmin::text AS x FROM shelfscan.{table} ORDER BY 1"
+        )
         out[table] = [(r["c"], r["x"]) for r in rows]
     return out
 
@@ -65,7 +79,9 @@ async def test_first_scan_catalogues_every_book_with_its_metadata(
     books = {b["title"]: b for b in await export(pool)}
     assert sorted(books) == sorted(f"Book {i}" for i in range(12))
     b0 = books["Book 0"]
-    assert [(a["name"], a["sort_name"], a["role"]) for a in b0["authors"]] == [("Author 0", "0, Author", "author")]
+    assert [(a["name"], a["sort_name"], a["role"]) for a in b0["authors"]] == [
+        ("Author 0", "0, Author", "author")
+    ]
     assert b0["series"] == [{"name": "The Saga", "number": 1}]
     assert b0["genres"] == ["Adventure", "Fantasy"]
     assert b0["publisher"] == "Tor"
@@ -74,7 +90,10 @@ async def test_first_scan_catalogues_every_book_with_its_metadata(
     (f,) = b0["files"]
     assert f["path"] == "Author 0/Book 0.epub"
     assert f["status"] == "ok" and f["format"] == "epub"
-    assert f["cover"]["mime"] == "image/jpeg" and (f["cover"]["width"], f["cover"]["height"]) == (60, 90)
+    assert f["cover"]["mime"] == "image/jpeg" and (f["cover"]["width"], f["cover"]["height"]) == (
+        60,
+        90,
+    )
     assert [c["title"] for c in f["chapters"]][-2:] == ["One", "Two"]
     # One person row per author, however many books and workers touched them.
     assert await pool.fetchval("SELECT count(*) FROM shelfscan.persons") == 3
@@ -83,7 +102,9 @@ async def test_first_scan_catalogues_every_book_with_its_metadata(
     assert job["state"] == "succeeded" and job["result"]["books_added"] == 12
 
 
-async def test_rescan_without_changes_writes_nothing(pool: asyncpg.Pool, scan: ScanFn, tmp_path: Path) -> None:
+async def test_rescan_without_changes_writes_nothing(
+    pool: asyncpg.Pool, scan: ScanFn, tmp_path: Path
+) -> None:
     root = tmp_path / "lib"
     _make_library(root, 8)
     await scan(root)
@@ -94,7 +115,9 @@ async def test_rescan_without_changes_writes_nothing(pool: asyncpg.Pool, scan: S
     assert await pool.fetchval("SELECT count(*) FROM shelfscan.jobs WHERE state = 'succeeded'") == 2
 
 
-async def test_changed_file_updates_its_book_in_place(pool: asyncpg.Pool, scan: ScanFn, tmp_path: Path) -> None:
+async def test_changed_file_updates_its_book_in_place(
+    pool: asyncpg.Pool, scan: ScanFn, tmp_path: Path
+) -> None:
     root = tmp_path / "lib"
     _make_library(root, 4)
     await scan(root)
@@ -104,11 +127,16 @@ async def test_changed_file_updates_its_book_in_place(pool: asyncpg.Pool, scan: 
     os.utime(target, ns=(1, 1_700_000_000_000_000_000))
     summary = await scan(root)
     assert (summary.books_added, summary.books_updated, summary.books_unchanged) == (0, 1, 3)
-    assert await pool.fetchval("SELECT title FROM shelfscan.books WHERE id = $1", book_id) == "Book One, Revised"
+    assert (
+        await pool.fetchval("SELECT title FROM shelfscan.books WHERE id = $1", book_id)
+        == "Book One, Revised"
+    )
     assert await pool.fetchval("SELECT count(*) FROM shelfscan.books") == 4
 
 
-async def test_bad_files_are_recorded_and_the_scan_goes_on(pool: asyncpg.Pool, scan: ScanFn, tmp_path: Path) -> None:
+async def test_bad_files_are_recorded_and_the_scan_goes_on(
+    pool: asyncpg.Pool, scan: ScanFn, tmp_path: Path
+) -> None:
     root = tmp_path / "lib"
     _make_library(root, 3)
     (root / "empty.epub").write_bytes(b"")
@@ -118,18 +146,24 @@ async def test_bad_files_are_recorded_and_the_scan_goes_on(pool: asyncpg.Pool, s
     summary = await scan(root, executor="process")
     assert summary.books_added == 3
     assert summary.files_failed == 3
-    errors = {b["title"]: b["files"][0] for b in await export(pool) if b["files"][0]["status"] == "error"}
+    errors = {
+        b["title"]: b["files"][0] for b in await export(pool) if b["files"][0]["status"] == "error"
+    }
     assert set(errors) == {"empty", "notes", "truncated"}
     assert all(e["error"] and "\n" not in e["error"] for e in errors.values())
     assert "empty" in errors["empty"]["error"]
-    logs = await pool.fetch("SELECT level, event, path FROM shelfscan.job_logs WHERE event = 'file_unreadable'")
+    logs = await pool.fetch(
+        "SELECT level, event, path FROM shelfscan.job_logs WHERE event = 'file_unreadable'"
+    )
     assert {r["path"] for r in logs} == {"empty.epub", "notes.EPUB", "truncated.epub"}
     # An unchanged broken file is not read again.
     again = await scan(root)
     assert (again.files_failed, again.books_added) == (0, 0)
 
 
-async def test_vanished_file_is_marked_missing_and_comes_back(pool: asyncpg.Pool, scan: ScanFn, tmp_path: Path) -> None:
+async def test_vanished_file_is_marked_missing_and_comes_back(
+    pool: asyncpg.Pool, scan: ScanFn, tmp_path: Path
+) -> None:
     root = tmp_path / "lib"
     _make_library(root, 3)
     await scan(root)
@@ -145,7 +179,9 @@ async def test_vanished_file_is_marked_missing_and_comes_back(pool: asyncpg.Pool
     shutil.move(moved, root / "Author 2" / "Book 2.epub")
     summary = await scan(root)
     assert summary.books_restored == 1
-    assert await pool.fetchval("SELECT status FROM shelfscan.books WHERE id = $1", row["id"]) == "ok"
+    assert (
+        await pool.fetchval("SELECT status FROM shelfscan.books WHERE id = $1", row["id"]) == "ok"
+    )
 
 
 async def test_empty_or_missing_root_never_wipes_the_catalogue(
@@ -166,12 +202,20 @@ async def test_empty_or_missing_root_never_wipes_the_catalogue(
     assert await pool.fetchval("SELECT count(*) FROM shelfscan.jobs WHERE state = 'failed'") == 2
 
 
-async def test_many_workers_share_one_row_per_name(pool: asyncpg.Pool, scan: ScanFn, tmp_path: Path) -> None:
+async def test_many_workers_share_one_row_per_name(
+    pool: asyncpg.Pool, scan: ScanFn, tmp_path: Path
+) -> None:
     root = tmp_path / "lib"
     for i in range(40):
-        write_epub(root / f"b{i}.epub", _spec(i, creators=(CreatorSpec("Shared Author"), CreatorSpec(f"Solo {i}"))))
+        write_epub(
+            root / f"b{i}.epub",
+            _spec(i, creators=(CreatorSpec("Shared Author"), CreatorSpec(f"Solo {i}"))),
+        )
     summary = await scan(root, workers=8, chunk_size=3)
     assert summary.books_added == 40
-    assert await pool.fetchval("SELECT count(*) FROM shelfscan.persons WHERE name = 'Shared Author'") == 1
+    assert (
+        await pool.fetchval("SELECT count(*) FROM shelfscan.persons WHERE name = 'Shared Author'")
+        == 1
+    )
     assert await pool.fetchval("SELECT count(*) FROM shelfscan.persons") == 41
     assert await pool.fetchval("SELECT count(*) FROM shelfscan.book_authors") == 80

@@ -8,7 +8,9 @@ from shelfscan.catalogue.writer import BookRow, BookWriter, ChapterRow, FileRow
 
 
 async def _library_with_root(pool: asyncpg.Pool) -> tuple[int, int]:
-    library_id = await pool.fetchval("INSERT INTO shelfscan.libraries (name) VALUES ('w') RETURNING id")
+    library_id = await pool.fetchval(
+        "INSERT INTO shelfscan.libraries (name) VALUES ('w') RETURNING id"
+    )
     root_id = await pool.fetchval(
         "INSERT INTO shelfscan.library_paths (library_id, path) VALUES ($1, '/books') RETURNING id",
         library_id,
@@ -39,7 +41,9 @@ def _book(library_id: int, root_id: int, title: str, chapter_title: str, person_
     )
 
 
-async def test_a_book_failing_midway_leaves_no_rows_and_the_batch_still_lands(pool: asyncpg.Pool) -> None:
+async def test_a_book_failing_midway_leaves_no_rows_and_the_batch_still_lands(
+    pool: asyncpg.Pool,
+) -> None:
     library_id, root_id = await _library_with_root(pool)
     person = await pool.fetchval(
         "INSERT INTO shelfscan.persons (library_id, name, name_key) VALUES ($1, 'A', 'a') RETURNING id",
@@ -65,7 +69,9 @@ async def test_a_book_failing_midway_leaves_no_rows_and_the_batch_still_lands(po
     assert await pool.fetchval("SELECT count(*) FROM shelfscan.chapters") == 4
     assert await pool.fetchval("SELECT count(*) FROM shelfscan.file_identifiers") == 2
     assert await pool.fetchval("SELECT count(*) FROM shelfscan.book_authors") == 2
-    assert await pool.fetchval("SELECT count(*) FROM shelfscan.files WHERE path = 'broken.epub'") == 0
+    assert (
+        await pool.fetchval("SELECT count(*) FROM shelfscan.files WHERE path = 'broken.epub'") == 0
+    )
 
 
 async def test_a_good_batch_is_one_transaction(pool: asyncpg.Pool) -> None:
@@ -98,12 +104,16 @@ async def test_rewriting_a_book_replaces_its_links_in_place(pool: asyncpg.Pool) 
         library_id=library_id,
         title="t2",
         sort_title="t2",
-        files=(FileRow(file_id, root_id, "t.epub", 11, 2, 1, "epub", chapters=(ChapterRow("only"),)),),
+        files=(
+            FileRow(file_id, root_id, "t.epub", 11, 2, 1, "epub", chapters=(ChapterRow("only"),)),
+        ),
         authors=base.authors,
     )
     result = await writer.write([updated])
     assert result.written == (book_id,)
     assert await pool.fetchval("SELECT title FROM shelfscan.books WHERE id = $1", book_id) == "t2"
-    assert [r["title"] for r in await pool.fetch("SELECT title FROM shelfscan.chapters")] == ["only"]
+    assert [r["title"] for r in await pool.fetch("SELECT title FROM shelfscan.chapters")] == [
+        "only"
+    ]
     assert await pool.fetchval("SELECT count(*) FROM shelfscan.file_identifiers") == 0
     assert await pool.fetchval("SELECT count(*) FROM shelfscan.files") == 1

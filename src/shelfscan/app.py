@@ -14,7 +14,7 @@ from shelfscan.config import Settings
 from shelfscan.jobs.events import JobEvents
 from shelfscan.jobs.store import create_running_job, finish_job
 from shelfscan.scan.executor import ParseExecutor
-from shelfscan.scan.pipeline import ScanOptions, Scanner, ScanSummary
+from shelfscan.scan.pipeline import Scanner, ScanOptions, ScanSummary
 from shelfscan.scan.progress import Progress, ProgressView, publish_progress
 
 
@@ -56,7 +56,9 @@ async def run_scan_job(
     return job_id, summary
 
 
-def scanner_for(pool: asyncpg.Pool, settings: Settings, executor: ParseExecutor, workers: int | None) -> Scanner:
+def scanner_for(
+    pool: asyncpg.Pool, settings: Settings, executor: ParseExecutor, workers: int | None
+) -> Scanner:
     settings.covers_dir.mkdir(parents=True, exist_ok=True)
     options = ScanOptions(workers=workers or settings.workers, chunk_size=settings.chunk_size)
     return Scanner(pool, executor, options)

@@ -33,7 +33,7 @@ class Metrics:
         self.registry = CollectorRegistry()
         self._queue_rows: list[asyncpg.Record] = []
         self._oldest_queued_s = 0.0
-        self.registry.register(self)  # type: ignore[arg-type]
+        self.registry.register(self)
 
     async def refresh(self) -> None:
         self._queue_rows = await self.pool.fetch(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
 from typing import Any, TextIO
 
 import structlog
@@ -26,7 +27,9 @@ def _logger_factory(*_args: Any) -> _StderrLogger:
     return _StderrLogger()
 
 
-def redact_secrets(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+def redact_secrets(
+    _logger: Any, _name: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
     """A database URL's password never reaches a log line."""
     for key, value in event.items():
         if isinstance(value, str) and "://" in value:
@@ -47,7 +50,9 @@ def configure_logging(fmt: str = "auto", level: str = "info") -> None:
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             redact_secrets,
-            structlog.processors.dict_tracebacks if use_json else structlog.processors.format_exc_info,
+            structlog.processors.dict_tracebacks
+            if use_json
+            else structlog.processors.format_exc_info,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),

@@ -40,14 +40,14 @@ def sort_title(title: str, language: str | None = None) -> str:
     for article in _ARTICLES.get(lang, _ARTICLES["en"]):
         if article.endswith("'"):
             if lowered.startswith(article) and len(title) > len(article):
-                return f"{title[len(article):]}, {title[: len(article)]}"
+                return f"{title[len(article) :]}, {title[: len(article)]}"
         elif lowered.startswith(article + " ") and len(title) > len(article) + 1:
             return f"{title[len(article) + 1 :]}, {title[: len(article)]}"
     return title
 
 
 def person_sort_name(name: str) -> str:
-    """"J.R.R. Tolkien" -> "Tolkien, J.R.R."; a name already in "Last, First" form stays."""
+    """ "J.R.R. Tolkien" -> "Tolkien, J.R.R."; a name already in "Last, First" form stays."""
     name = collapse(name)
     if "," in name or " " not in name:
         return name

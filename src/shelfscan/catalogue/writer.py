@@ -292,7 +292,7 @@ async def _insert_links(
         for fid, _, f in files
         for i, c in enumerate(f.chapters)
     ]
-    statements: list[tuple[str, list[tuple[object, ...]], tuple[str, ...]]] = [
+    statements: list[tuple[str, Sequence[tuple[object, ...]], tuple[str, ...]]] = [
         (
             "book_authors (book_id, person_id, role, sort_order)",
             authors,

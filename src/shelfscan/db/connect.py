@@ -30,7 +30,9 @@ def database_url(settings: Settings) -> Iterator[str]:
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
-    await conn.set_type_codec("jsonb", encoder=_json_dumps, decoder=_json_loads, schema="pg_catalog")
+    await conn.set_type_codec(
+        "jsonb", encoder=_json_dumps, decoder=_json_loads, schema="pg_catalog"
+    )
 
 
 def _json_dumps(value: object) -> str:
@@ -46,7 +48,9 @@ def _json_loads(value: str) -> object:
 
 
 @contextlib.asynccontextmanager
-async def open_pool(url: str, *, min_size: int = 1, max_size: int = 8) -> AsyncIterator[asyncpg.Pool]:
+async def open_pool(
+    url: str, *, min_size: int = 1, max_size: int = 8
+) -> AsyncIterator[asyncpg.Pool]:
     try:
         pool = await asyncpg.create_pool(
             url, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=300

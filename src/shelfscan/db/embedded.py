@@ -33,7 +33,9 @@ def embedded_postgres(data_dir: Path) -> Iterator[str]:
         try:
             server: Any = pgserver.get_server(str(pgdata), cleanup_mode="stop")
         except Exception as exc:
-            raise EmbeddedDatabaseError(f"could not start embedded PostgreSQL in {pgdata}: {exc}") from exc
+            raise EmbeddedDatabaseError(
+                f"could not start embedded PostgreSQL in {pgdata}: {exc}"
+            ) from exc
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
     try:

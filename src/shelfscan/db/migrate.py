@@ -71,7 +71,9 @@ async def _apply(
         );
         """
     )
-    done = {r["version"] for r in await conn.fetch("SELECT version FROM shelfscan.schema_migrations")}
+    done = {
+        r["version"] for r in await conn.fetch("SELECT version FROM shelfscan.schema_migrations")
+    }
     applied = []
     for migration in migrations:
         if migration.version in done:

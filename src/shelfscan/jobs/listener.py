@@ -57,7 +57,7 @@ class Listener:
             try:
                 conn = await connect(self._url)
                 lost = asyncio.Event()
-                conn.add_termination_listener(lambda _c: lost.set())
+                conn.add_termination_listener(lambda _c, lost=lost: lost.set())
                 await conn.add_listener(CHANNEL, self._notified)
                 self.backend_pid = conn.get_server_pid()
                 self.connected, self.connects, delay = True, self.connects + 1, 0.5

@@ -68,7 +68,7 @@ RETURNING j.id, j.kind, j.payload, j.library_id, j.attempts, j.max_attempts, j.p
 
 def backoff_seconds(attempts: int, base: float = 5.0, cap: float = 600.0) -> float:
     """Exponential backoff with full jitter, so retries of many jobs do not stampede."""
-    return random.uniform(0.5, 1.0) * min(cap, base * 2 ** max(0, attempts - 1))
+    return float(random.uniform(0.5, 1.0) * min(cap, base * 2.0 ** max(0, attempts - 1)))
 
 
 class JobQueue:

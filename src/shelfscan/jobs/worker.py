@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -152,10 +153,10 @@ class Daemon:
         ctx = JobContext(job, events, Progress())
         task = asyncio.create_task(self._execute(ctx), name=f"job-{job.id}")
         self._running[job.id] = _Running(task, ctx)
-        task.add_done_callback(lambda _t, job_id=job.id: self._finished(job_id))
+        task.add_done_callback(functools.partial(self._finished, job.id))
         events.log.info("job_claimed")
 
-    def _finished(self, job_id: int) -> None:
+    def _finished(self, job_id: int, _task: object = None) -> None:
         self._running.pop(job_id, None)
         self._wake.set()  # a slot is free
 
