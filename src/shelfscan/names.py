@@ -1,29 +1,90 @@
-"""Normalised keys and sort forms for names and titles.
+"""Normalised keys, display forms and sort forms for names and titles.
 
 Two spellings that differ only in case, Unicode composition or spacing are the
-same entity; the key decides that, the first spelling seen is displayed.
+same entity; the key decides that, the first spelling seen is displayed. People
+get a richer key (`person_key`) because the same author arrives as "Tolkien,
+J.R.R." from an OPF file-as, "J. R. R. Tolkien" from a tag and "J.R.R. Tolkien"
+from a folder name. Everything here is called per book, so it stays cheap:
+no caches, only string methods and a few precompiled patterns.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from types import MappingProxyType
+
+__all__ = [
+    "collapse",
+    "name_key",
+    "person_display",
+    "person_key",
+    "person_sort_name",
+    "sort_title",
+]
 
 _SPACES = re.compile(r"\s+")
+# A dot glued to the next letter ("J.R.R.Tolkien"): split so initials tokenise alike.
+_DOT_GLUED = re.compile(r"\.(?=\w)")
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
 
-# Leading articles by language (ISO 639-1); "en" also serves books of unknown language.
-_ARTICLES: dict[str, tuple[str, ...]] = {
-    "en": ("the", "a", "an"),
-    "fr": ("le", "la", "les", "l'", "un", "une"),
-    "de": ("der", "die", "das", "ein", "eine"),
-    "es": ("el", "la", "los", "las", "un", "una"),
-    "it": ("il", "lo", "la", "i", "gli", "le", "l'", "un", "una"),
-    "nl": ("de", "het", "een"),
-    "pt": ("o", "a", "os", "as", "um", "uma"),
-}
+# Leading articles by language (ISO 639-1); "en" also serves unknown languages.
+_ARTICLES: MappingProxyType[str, frozenset[str]] = MappingProxyType(
+    {
+        "en": frozenset({"the", "a", "an"}),
+        "fr": frozenset({"le", "la", "les", "un", "une"}),
+        "de": frozenset({"der", "die", "das", "ein", "eine"}),
+        "es": frozenset({"el", "la", "los", "las", "un", "una"}),
+        "it": frozenset({"il", "lo", "la", "i", "gli", "le", "un", "uno", "una"}),
+        "nl": frozenset({"de", "het", "een", "'t"}),
+        "pt": frozenset({"o", "a", "os", "as", "um", "uma"}),
+        "sv": frozenset({"en", "ett", "den", "det", "de"}),
+        "da": frozenset({"en", "et", "den", "det", "de"}),
+        "no": frozenset({"en", "et", "ei", "den", "det", "de"}),
+    }
+)
+# Elided articles glued to the next word ("L'Étranger"), keyed like _ARTICLES.
+_ELISIONS: MappingProxyType[str, frozenset[str]] = MappingProxyType(
+    {"fr": frozenset({"l'"}), "it": frozenset({"l'", "un'"})}
+)
+# ISO 639-2 (bibliographic and terminology) and Norwegian variants we map onto the table.
+_LANGUAGE_ALIASES: MappingProxyType[str, str] = MappingProxyType(
+    {
+        "eng": "en", "fre": "fr", "fra": "fr", "ger": "de", "deu": "de", "spa": "es",
+        "ita": "it", "dut": "nl", "nld": "nl", "por": "pt", "swe": "sv", "dan": "da",
+        "nor": "no", "nob": "no", "nno": "no", "nb": "no", "nn": "no",
+    }
+)  # fmt: skip
+_QUOTE_CHARS = "'\"‘’‚‛“”„‟«»‹›「」『』"
+_QUOTES = frozenset(_QUOTE_CHARS)
+
+# Surname particles that, written in lower case, stay with the given names when
+# sorting (Dutch/German style: "Beethoven, Ludwig van").
+_PARTICLES = frozenset(
+    {
+        "van", "von", "de", "der", "den", "du", "la", "le", "da", "di", "del", "della",
+        "dei", "degli", "des", "dos", "das", "do", "ten", "ter", "te", "'t", "zu", "zum",
+        "zur", "vom", "af", "av", "op",
+    }
+)  # fmt: skip
+# Generational and academic suffixes, compared lower-case without dots.
+_SUFFIXES = frozenset({"jr", "jnr", "sr", "snr", "ii", "iii", "iv", "phd", "md", "esq", "dds"})
+# Words that make a string an organisation or a list of people, never one person.
+_NOT_A_PERSON = frozenset(
+    {
+        "and", "&", "und", "inc", "ltd", "llc", "llp", "plc", "corp", "corporation",
+        "company", "press", "publishing", "publishers", "publisher", "publications",
+        "books", "editions", "verlag", "gmbh", "university", "college", "society",
+        "association", "institute", "foundation", "council", "committee", "department",
+        "ministry", "museum", "library", "group", "studio", "studios", "team", "staff",
+        "editors", "magazine", "media", "entertainment", "comics", "games",
+    }
+)  # fmt: skip
+_WORD_EDGE_PUNCT = ".,;:()[]"
 
 
 def collapse(text: str) -> str:
+    """NFC with whitespace runs made single spaces: the stored spelling of a name."""
     return _SPACES.sub(" ", unicodedata.normalize("NFC", text)).strip()
 
 
@@ -32,24 +93,179 @@ def name_key(name: str) -> str:
     return _SPACES.sub(" ", unicodedata.normalize("NFC", name).casefold()).strip()
 
 
+def _language(language: str | None) -> str:
+    if not language:
+        return "en"
+    code = language.strip().lower().replace("_", "-").partition("-")[0]
+    code = _LANGUAGE_ALIASES.get(code, code)
+    return code if code in _ARTICLES else "en"
+
+
+def _strip_leading_punctuation(title: str) -> str:
+    """Drop leading quotes and punctuation ('"Salem's Lot", "...And Then") for sorting."""
+    start = 0
+    while start < len(title) and (
+        title[start] == " " or unicodedata.category(title[start]).startswith("P")
+    ):
+        start += 1
+    if start == 0 or start == len(title):
+        return title
+    stripped = title[start:]
+    if any(ch in _QUOTES for ch in title[:start]):
+        stripped = stripped.rstrip(_QUOTE_CHARS).rstrip() or stripped
+    return stripped
+
+
+def _move_article(text: str, lang: str) -> str | None:
+    first, _, rest = text.partition(" ")
+    if rest and first.lower() in _ARTICLES[lang]:
+        return f"{rest}, {first}"
+    elisions = _ELISIONS.get(lang)
+    if elisions is not None:
+        for cut in (2, 3):
+            if len(text) > cut and text[cut - 1] in "'’":
+                if text[:cut].lower().replace("’", "'") in elisions:
+                    return f"{text[cut:]}, {text[:cut]}"
+                break
+    return None
+
+
 def sort_title(title: str, language: str | None = None) -> str:
-    """Move a leading article behind the title ("The Road" -> "Road, The")."""
-    title = collapse(title)
-    lang = (language or "en").split("-")[0].lower()
-    lowered = title.lower()
-    for article in _ARTICLES.get(lang, _ARTICLES["en"]):
-        if article.endswith("'"):
-            if lowered.startswith(article) and len(title) > len(article):
-                return f"{title[len(article) :]}, {title[: len(article)]}"
-        elif lowered.startswith(article + " ") and len(title) > len(article) + 1:
-            return f"{title[len(article) + 1 :]}, {title[: len(article)]}"
-    return title
+    """Sort form of a title: leading punctuation dropped, article moved behind.
+
+    "The Hobbit" -> "Hobbit, The", "L'Étranger" (fr) -> "Étranger, L'". The
+    article table is chosen by the book's language (ISO 639-1 or 639-2, with
+    region suffixes); unknown languages use English articles.
+    """
+    text = collapse(title)
+    lang = _language(language)
+    moved = _move_article(text, lang)
+    if moved is not None:
+        return moved
+    if text and not text[0].isalnum():
+        text = _strip_leading_punctuation(text)
+        moved = _move_article(text, lang)
+    return text if moved is None else moved
+
+
+def _bare(word: str) -> str:
+    return word.strip(_WORD_EDGE_PUNCT).lower().replace(".", "")
+
+
+def _is_suffix(text: str) -> bool:
+    return _bare(text) in _SUFFIXES
+
+
+def _not_a_person(text: str) -> bool:
+    """Organisations and lists of people must never be flipped around a comma."""
+    if any(ch.isdigit() or ch in "&/+@" for ch in text) or "et al" in text.lower():
+        return True
+    return any(_bare(word) in _NOT_A_PERSON for word in text.split(" "))
+
+
+def person_display(name: str) -> str:
+    """Reading order for a person: "Tolkien, J.R.R." -> "J.R.R. Tolkien".
+
+    Handles "Last, First", "Last, First, Jr." and "First Last, Jr."; a name
+    without a comma is only collapsed. Organisation-like strings, lists, names
+    with more than two commas or with an empty part stay as written, and so does
+    an ambiguous "Smith, Jr.".
+    """
+    text = collapse(name)
+    if "," not in text:
+        return text
+    parts = [part.strip() for part in text.split(",")]
+    if len(parts) > 3 or not all(parts) or _not_a_person(text):
+        return text
+    if len(parts) == 2:
+        last, first = parts
+        if _is_suffix(first):
+            # "Martin Luther King, Jr." is display order already; "Smith, Jr." is ambiguous.
+            return f"{last} {first}" if " " in last else text
+        if _is_suffix(last):
+            return text
+        return f"{first} {last}"
+    last, first, suffix = parts
+    if not _is_suffix(suffix) or _is_suffix(first) or _is_suffix(last):
+        return text
+    return f"{first} {last} {suffix}"
+
+
+def person_key(name: str) -> str:
+    """Identity of a person: display form, NFC, casefolded, initials spaced one way.
+
+    "Tolkien, J.R.R.", "J. R. R. Tolkien" and "J R R Tolkien" all give
+    "j.r.r. tolkien": a run of single-letter initials is written dotted and
+    unspaced, followed by one space. Typographic apostrophes count as "'".
+    """
+    text = person_display(name).casefold()
+    if not text.isascii():
+        text = unicodedata.normalize("NFC", text).translate(_APOSTROPHES)
+    if "." in text:
+        text = _DOT_GLUED.sub(". ", text)
+    out: list[str] = []
+    initials = ""
+    for token in text.split():
+        core = token[:-1] if token.endswith(".") else token
+        if len(core) == 1 and core.upper() != core:  # a single cased letter
+            initials += core + "."
+            continue
+        if initials:
+            out.append(initials)
+            initials = ""
+        out.append(token)
+    if initials:
+        out.append(initials)
+    return " ".join(out)
+
+
+def _sort_from_display(text: str) -> str:
+    words = text.split(" ")
+    if len(words) < 2 or _not_a_person(text):
+        return text
+    suffixes: list[str] = []
+    while len(suffixes) < 2 and _is_suffix(words[-1]):
+        if len(words) < 3:
+            return text  # "Henry II": nothing left to sort by but the given name
+        suffixes.insert(0, words.pop().rstrip(","))
+    words = [w.rstrip(",") for w in words]
+    # Case tells "Ludwig van Beethoven" (particle joins the given names) from
+    # "Ursula K. Le Guin" (particle is part of the surname); a name written all
+    # in one case carries no such signal, so particles then follow the given names.
+    single_case = text == text.lower() or text == text.upper()
+    start = len(words) - 1
+    while start > 1 and words[start - 1].lower() in _PARTICLES:
+        start -= 1
+    particles = words[start:-1]
+    if particles and not single_case and particles[0] != particles[0].lower():
+        surname, given = " ".join(words[start:]), " ".join(words[:start])
+    else:
+        surname, given = words[-1], " ".join(words[:-1])
+    result = f"{surname}, {given}"
+    if suffixes:
+        result += ", " + " ".join(suffixes)
+    return result
 
 
 def person_sort_name(name: str) -> str:
-    """ "J.R.R. Tolkien" -> "Tolkien, J.R.R."; a name already in "Last, First" form stays."""
-    name = collapse(name)
-    if "," in name or " " not in name:
-        return name
-    first, _, last = name.rpartition(" ")
-    return f"{last}, {first}"
+    """Library sort form "Last, First Middle" from any spelling of a person.
+
+    "J.R.R. Tolkien" -> "Tolkien, J.R.R."; "Ludwig van Beethoven" ->
+    "Beethoven, Ludwig van"; "Martin Luther King Jr." -> "King, Martin Luther,
+    Jr."; "Ursula K. Le Guin" -> "Le Guin, Ursula K." (a capitalised particle
+    belongs to the surname). Single words, organisations and names already
+    holding a comma ("Tolkien, J.R.R.") are returned as written.
+    """
+    text = collapse(name)
+    if "," in text:
+        parts = [part.strip() for part in text.split(",")]
+        if (
+            len(parts) == 2
+            and all(parts)
+            and _is_suffix(parts[1])
+            and " " in parts[0]
+            and not _not_a_person(text)
+        ):
+            return _sort_from_display(f"{parts[0]} {parts[1]}")
+        return text
+    return _sort_from_display(text)

@@ -39,6 +39,10 @@ SELECT json_build_object(
   'publisher', pub.name,
   'release_date', b.release_date,
   'language', b.language,
+  'field_sources', b.field_sources,
+  'cover', (
+      SELECT json_build_object('mime', cv.mime, 'width', cv.width, 'height', cv.height, 'sha256', cv.sha256)
+      FROM shelfscan.covers cv WHERE cv.id = b.cover_id),
   'files', COALESCE((
       SELECT json_agg(json_build_object(
           'path', f.path,

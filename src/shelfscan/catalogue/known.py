@@ -114,3 +114,48 @@ async def load_known_paths(
         list(paths),
     )
     return {(r["root_id"], r["path"]): KnownFile(*r) for r in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class KnownSidecar:
+    id: int
+    root_id: int
+    path: str
+    size: int
+    mtime_ns: int
+
+
+async def load_known_sidecars(
+    pool: asyncpg.Pool, library_id: int
+) -> dict[tuple[int, str], KnownSidecar]:
+    rows = await pool.fetch(
+        "SELECT id, root_id, path, size, mtime_ns FROM shelfscan.sidecars WHERE library_id = $1",
+        library_id,
+    )
+    return {(r["root_id"], r["path"]): KnownSidecar(*r) for r in rows}
+
+
+async def save_sidecars(
+    pool: asyncpg.Pool,
+    library_id: int,
+    seen: Sequence[tuple[int, str, int, int]],
+    gone: Sequence[int],
+) -> None:
+    """Remember sidecar sizes and mtimes, so that only an edit triggers a refresh."""
+    if seen:
+        await pool.execute(
+            """
+            INSERT INTO shelfscan.sidecars (library_id, root_id, path, size, mtime_ns)
+            SELECT $1, * FROM unnest($2::bigint[], $3::text[], $4::bigint[], $5::bigint[])
+            ON CONFLICT (root_id, path) DO UPDATE SET size = EXCLUDED.size, mtime_ns = EXCLUDED.mtime_ns
+            """,
+            library_id,
+            [s[0] for s in seen],
+            [s[1] for s in seen],
+            [s[2] for s in seen],
+            [s[3] for s in seen],
+        )
+    if gone:
+        await pool.execute(
+            "DELETE FROM shelfscan.sidecars WHERE id = ANY($1::bigint[])", list(gone)
+        )

@@ -8,7 +8,7 @@ books are written again one transaction each, so one bad book costs only itself.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 import asyncpg
@@ -47,6 +47,7 @@ class FileRow:
     page_count: int | None = None
     sort_order: int = 0
     cover: CoverRow | None = None
+    previous_book_id: int | None = None  # the book this file belonged to before this write
     identifiers: tuple[tuple[str, str], ...] = ()
     narrator_ids: tuple[int, ...] = ()
     chapters: tuple[ChapterRow, ...] = ()
@@ -69,6 +70,8 @@ class BookRow:
     series: tuple[tuple[int, Decimal | None], ...] = ()
     genre_ids: tuple[int, ...] = ()
     tag_ids: tuple[int, ...] = ()
+    cover: CoverRow | None = None
+    field_sources: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +117,28 @@ class BookWriter:
             return WriteResult(tuple(written), tuple(failed))
 
 
+_BOOK_LINKS = (
+    ("book_authors", "authors"),
+    ("book_series", "series"),
+    ("book_genres", "genres"),
+    ("book_tags", "tags"),
+)
+
+# Inserting links into a book whose relationship is manual would mix a scan into a user's edit.
+_MANUAL_GUARD = {
+    table: (
+        "WHERE NOT EXISTS (SELECT 1 FROM shelfscan.books b WHERE b.id = t.book_id "
+        f"AND b.field_sources->>'{fieldname}' = 'manual')"
+    )
+    for table, fieldname in _BOOK_LINKS
+} | {
+    "file_narrators": (
+        "WHERE NOT EXISTS (SELECT 1 FROM shelfscan.files x JOIN shelfscan.books b ON b.id = x.book_id "
+        "WHERE x.id = t.file_id AND b.field_sources->>'narrators' = 'manual')"
+    )
+}
+
+
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return f"database write failed: {text}"[:500]
@@ -156,19 +181,39 @@ async def _write_batch(conn: asyncpg.Connection, books: Sequence[BookRow]) -> li
                 old_file_ids.append(fid)
             files.append((fid, bid, f))
 
-    cover_ids = await _upsert_covers(conn, [f.cover for _, _, f in files if f.cover])
+    cover_ids = await _upsert_covers(
+        conn, [f.cover for _, _, f in files if f.cover] + [b.cover for b in books if b.cover]
+    )
 
     await conn.execute(
         """
         INSERT INTO shelfscan.books AS b (id, library_id, title, subtitle, sort_title,
-            description, publisher_id, release_date, language, status)
+            description, publisher_id, release_date, language, status, cover_id, field_sources)
         SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[],
-            $6::text[], $7::bigint[], $8::text[], $9::text[], $10::text[])
+            $6::text[], $7::bigint[], $8::text[], $9::text[], $10::text[], $11::bigint[], $12::jsonb[])
         ON CONFLICT (id) DO UPDATE SET
-            title = EXCLUDED.title, subtitle = EXCLUDED.subtitle, sort_title = EXCLUDED.sort_title,
-            description = EXCLUDED.description, publisher_id = EXCLUDED.publisher_id,
-            release_date = EXCLUDED.release_date, language = EXCLUDED.language,
-            status = EXCLUDED.status, updated_at = now()
+            title = CASE WHEN b.field_sources->>'title' = 'manual' THEN b.title ELSE EXCLUDED.title END,
+            sort_title = CASE WHEN b.field_sources->>'title' = 'manual'
+                                OR b.field_sources->>'sort_title' = 'manual'
+                              THEN b.sort_title ELSE EXCLUDED.sort_title END,
+            subtitle = CASE WHEN b.field_sources->>'subtitle' = 'manual'
+                            THEN b.subtitle ELSE EXCLUDED.subtitle END,
+            description = CASE WHEN b.field_sources->>'description' = 'manual'
+                               THEN b.description ELSE EXCLUDED.description END,
+            publisher_id = CASE WHEN b.field_sources->>'publisher' = 'manual'
+                                THEN b.publisher_id ELSE EXCLUDED.publisher_id END,
+            release_date = CASE WHEN b.field_sources->>'release_date' = 'manual'
+                                THEN b.release_date ELSE EXCLUDED.release_date END,
+            language = CASE WHEN b.field_sources->>'language' = 'manual'
+                            THEN b.language ELSE EXCLUDED.language END,
+            cover_id = CASE WHEN b.field_sources->>'cover' = 'manual'
+                            THEN b.cover_id ELSE EXCLUDED.cover_id END,
+            status = EXCLUDED.status,
+            -- A user's edits stay marked manual; everything else is recomputed.
+            field_sources = EXCLUDED.field_sources || COALESCE((
+                SELECT jsonb_object_agg(k, v) FROM jsonb_each(b.field_sources) AS e(k, v)
+                WHERE v = '"manual"'::jsonb), '{}'::jsonb),
+            updated_at = now()
         """,
         book_ids,
         [b.library_id for b in books],
@@ -180,22 +225,27 @@ async def _write_batch(conn: asyncpg.Connection, books: Sequence[BookRow]) -> li
         [b.release_date for b in books],
         [b.language for b in books],
         [b.status for b in books],
+        [cover_ids[b.cover.sha256] if b.cover else None for b in books],
+        [b.field_sources for b in books],
     )
     if old_book_ids:
-        await conn.execute(
-            """
-            WITH a AS (DELETE FROM shelfscan.book_authors WHERE book_id = ANY($1::bigint[])),
-                 s AS (DELETE FROM shelfscan.book_series WHERE book_id = ANY($1::bigint[])),
-                 g AS (DELETE FROM shelfscan.book_genres WHERE book_id = ANY($1::bigint[]))
-            DELETE FROM shelfscan.book_tags WHERE book_id = ANY($1::bigint[])
-            """,
-            old_book_ids,
-        )
+        # Relationships a user set by hand (field source "manual") are kept.
+        for table, fieldname in _BOOK_LINKS:
+            await conn.execute(
+                f"""
+                DELETE FROM shelfscan.{table} WHERE book_id = ANY($1::bigint[])
+                  AND book_id NOT IN (SELECT id FROM shelfscan.books
+                                      WHERE id = ANY($1::bigint[]) AND field_sources->>'{fieldname}' = 'manual')
+                """,
+                old_book_ids,
+            )
     if old_file_ids:
         await conn.execute(
             """
             WITH i AS (DELETE FROM shelfscan.file_identifiers WHERE file_id = ANY($1::bigint[])),
-                 n AS (DELETE FROM shelfscan.file_narrators WHERE file_id = ANY($1::bigint[]))
+                 n AS (DELETE FROM shelfscan.file_narrators f WHERE f.file_id = ANY($1::bigint[])
+                       AND NOT EXISTS (SELECT 1 FROM shelfscan.files x JOIN shelfscan.books b ON b.id = x.book_id
+                                       WHERE x.id = f.file_id AND b.field_sources->>'narrators' = 'manual'))
             DELETE FROM shelfscan.chapters WHERE file_id = ANY($1::bigint[])
             """,
             old_file_ids,
@@ -235,6 +285,18 @@ async def _write_batch(conn: asyncpg.Connection, books: Sequence[BookRow]) -> li
         [f.sort_order for _, _, f in files],
     )
     await _insert_links(conn, books, book_ids, files)
+    moved_from = {
+        f.previous_book_id for _, bid, f in files if f.previous_book_id not in (None, bid)
+    }
+    if moved_from:
+        # Files regrouped into another book leave their old book empty: it was merged away.
+        await conn.execute(
+            """
+            DELETE FROM shelfscan.books b WHERE b.id = ANY($1::bigint[])
+              AND NOT EXISTS (SELECT 1 FROM shelfscan.files f WHERE f.book_id = b.id)
+            """,
+            list(moved_from),
+        )
     return book_ids
 
 
@@ -318,6 +380,10 @@ async def _insert_links(
             continue
         columns = list(zip(*rows, strict=True))
         params = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(types))
+        table, _, cols = target.partition(" ")
+        guard = _MANUAL_GUARD.get(table, "")
         await conn.execute(
-            f"INSERT INTO shelfscan.{target} SELECT * FROM unnest({params})", *columns
+            f"INSERT INTO shelfscan.{target} SELECT * FROM unnest({params}) AS t{cols} {guard} "
+            "ON CONFLICT DO NOTHING",
+            *columns,
         )

@@ -36,7 +36,7 @@ from shelfscan.formats.records import (
 from shelfscan.formats.text import clean, normalise_date, strip_html
 from shelfscan.formats.xmlsafe import UnsafeXMLError, parse_xml
 
-__all__ = ["MAX_CHAPTERS", "MAX_COVER_BYTES", "MAX_XML_BYTES", "parse_epub"]
+__all__ = ["MAX_CHAPTERS", "MAX_COVER_BYTES", "MAX_XML_BYTES", "metadata_from_opf", "parse_epub"]
 
 MAX_XML_BYTES = 16 * 1024 * 1024
 MAX_COVER_BYTES = 20 * 1024 * 1024
@@ -109,6 +109,48 @@ def parse_epub(path: str | os.PathLike[str], *, with_chapters: bool = True) -> M
         OverflowError,
     ) as exc:
         raise ParseError(f"not a readable EPUB: {type(exc).__name__}: {_one_line(exc)}") from None
+
+
+def metadata_from_opf(package_xml: bytes, *, fmt: str = "opf") -> Metadata:
+    """Read a bare OPF package document (calibre's metadata.opf) with the EPUB rules.
+
+    Shares `_read_metadata` so a sidecar and the EPUB beside it agree field by
+    field. No chapters and no cover: a sidecar OPF points at files, it holds none.
+    calibre's rating (0-10, as written) lands in `extra["rating"]`.
+    """
+    if len(package_xml) > MAX_XML_BYTES:
+        raise ParseError(f"OPF is too large ({len(package_xml)} bytes, limit {MAX_XML_BYTES})")
+    package = parse_xml(package_xml)
+    metadata = package if _local(package.tag) == "metadata" else _child(package, "metadata")
+    if metadata is None:
+        metadata = next(package.iter("{*}metadata", "metadata"), None)
+    if metadata is None:
+        raise ParseError("not an OPF package document: no <metadata> element")
+    fields = _read_metadata(metadata)
+    extra: dict[str, str] = {}
+    for el in metadata:
+        if _local(el.tag) == "meta" and (el.get("name") or "").strip().lower() == "calibre:rating":
+            rating = clean(el.get("content"))
+            if rating:
+                extra["rating"] = rating
+            break
+    if fields.modified:
+        extra["modified"] = fields.modified
+    return Metadata(
+        format=fmt,
+        title=fields.title,
+        subtitle=fields.subtitle,
+        contributors=fields.contributors,
+        narrators=tuple(c.name for c in fields.contributors if c.role == "narrator"),
+        series=fields.series,
+        genres=fields.genres,
+        description=fields.description,
+        publisher=fields.publisher,
+        release_date=fields.release_date,
+        language=fields.language,
+        identifiers=fields.identifiers,
+        extra=extra,
+    )
 
 
 def _one_line(exc: BaseException) -> str:

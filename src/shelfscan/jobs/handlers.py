@@ -13,7 +13,8 @@ import asyncpg
 from shelfscan.catalogue.libraries import Library, Root
 from shelfscan.jobs.events import JobEvents
 from shelfscan.jobs.queue import Job, JobQueue
-from shelfscan.scan.pipeline import Scanner, Tally, WorkItem
+from shelfscan.scan.grouping import Unit
+from shelfscan.scan.pipeline import ScanCancelled, Scanner, Tally
 from shelfscan.scan.progress import Progress
 
 
@@ -61,21 +62,18 @@ async def library_by_id(pool: asyncpg.Pool, library_id: int | None) -> Library |
     return Library(rows[0]["id"], rows[0]["name"], roots)
 
 
-def split_work(work: list[WorkItem], part_files: int) -> list[list[WorkItem]]:
-    """Contiguous runs of sorted paths, so each part is a handful of whole sub-trees."""
-    ordered = sorted(work, key=lambda item: (item[0].root_id, item[0].path))
-    parts: list[list[WorkItem]] = []
-    current: list[WorkItem] = []
-    for item in ordered:
-        if len(current) >= part_files:
-            top = current[-1][0].path.split("/", 1)[0]
-            same_tree = (
-                item[0].path.split("/", 1)[0] == top and item[0].root_id == current[-1][0].root_id
-            )
-            if not same_tree or len(current) >= part_files * 3 // 2:
-                parts.append(current)
-                current = []
-        current.append(item)
+def split_units(units: list[Unit], part_files: int) -> list[list[Unit]]:
+    """Runs of whole units in path order, each on one root, of about `part_files` files."""
+    ordered = sorted(units, key=lambda u: (u.root_id, u.folder))
+    parts: list[list[Unit]] = []
+    current: list[Unit] = []
+    size = 0
+    for unit in ordered:
+        if current and (size + unit.size > part_files or unit.root_id != current[0].root_id):
+            parts.append(current)
+            current, size = [], 0
+        current.append(unit)
+        size += unit.size
     if current:
         parts.append(current)
     return parts
@@ -102,11 +100,11 @@ class ScanHandlers:
         # Parts of an earlier attempt of this job (its daemon died) must end before we plan again.
         await self._wait_for_parts(ctx)
         planned = await self.scanner.plan(library, ctx.events, ctx.progress)
-        if len(planned.work) > self.split.threshold:
-            tally = await self._run_in_parts(ctx, library, planned.work)
+        if sum(u.size for u in planned.units) > self.split.threshold:
+            tally = await self._run_in_parts(ctx, library, planned.units)
         else:
             tally = await self.scanner.process(
-                library.id, planned.work, planned.roots, ctx.events, ctx.progress, ctx.stop
+                library.id, planned.units, planned.roots, ctx.events, ctx.progress, ctx.stop
             )
         summary = await self.scanner.finish(library, planned, tally, ctx.events, ctx.progress)
         return summary.as_dict()
@@ -121,11 +119,13 @@ class ScanHandlers:
         files = payload.get("files")
         if root_id not in roots or not isinstance(files, list):
             raise JobFailed("scan_path needs a root_id of the library and a list of files")
+        sidecars = payload.get("sidecars") or []
         tally = await self.scanner.scan_files(
             library.id,
             root_id,
             roots[root_id],
             [str(f) for f in files],
+            [str(f) for f in sidecars],
             ctx.events,
             ctx.progress,
             ctx.stop,
@@ -138,19 +138,21 @@ class ScanHandlers:
             "files": len(files),
         }
 
-    async def _run_in_parts(self, ctx: JobContext, library: Library, work: list[WorkItem]) -> Tally:
-        parts = split_work(work, self.split.part_files)
+    async def _run_in_parts(self, ctx: JobContext, library: Library, units: list[Unit]) -> Tally:
+        parts = split_units(units, self.split.part_files)
         payloads = [
             {
                 "library_id": library.id,
-                "root_id": part[0][0].root_id,
-                "files": [d.path for d, _ in part],
+                "root_id": part[0].root_id,
+                "files": [d.path for u in part for d, _ in u.files],
+                "sidecars": [s.path for u in part for s in u.sidecars],
             }
-            for part in _by_root(parts)
+            for part in parts
         ]
         ids = await self.queue.enqueue_many("scan_path", payloads, ctx.job.id)
-        ctx.events.info("scan_split", parts=len(ids), files=len(work))
-        ctx.progress.enter("parts", len(work))
+        total = sum(u.size for u in units)
+        ctx.events.info("scan_split", parts=len(ids), files=total)
+        ctx.progress.enter("parts", total)
         rows = await self._wait_for_parts(ctx)
         failed = [r for r in rows if r["state"] != "succeeded"]
         if failed:
@@ -185,25 +187,8 @@ class ScanHandlers:
                 if not open_parts:
                     return list(rows)
                 if ctx.stop.is_set():
-                    from shelfscan.scan.pipeline import ScanCancelled
-
                     raise ScanCancelled("stopped while waiting for its parts")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(ctx.stop.wait(), 1.0)
         finally:
             ctx.waiting = False
-
-
-def _by_root(parts: list[list[WorkItem]]) -> list[list[WorkItem]]:
-    """A part never spans two roots (its payload names one)."""
-    out: list[list[WorkItem]] = []
-    for part in parts:
-        current: list[WorkItem] = []
-        for item in part:
-            if current and item[0].root_id != current[0][0].root_id:
-                out.append(current)
-                current = []
-            current.append(item)
-        if current:
-            out.append(current)
-    return out

@@ -1,4 +1,4 @@
-"""Resolve stage: parsed metadata becomes catalogue rows with entity ids.
+"""Resolve stage: parsed files become catalogue rows with entity ids.
 
 All names of a chunk are resolved together through the single-flight cache, so
 a chunk of 50 books costs at most one round trip per entity kind, and none once
@@ -8,6 +8,7 @@ the names are known.
 from __future__ import annotations
 
 import posixpath
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -15,9 +16,11 @@ from shelfscan import names
 from shelfscan.catalogue.entities import EntityKey, EntityKind, EntityName, EntityResolver
 from shelfscan.catalogue.known import KnownFile
 from shelfscan.catalogue.writer import BookRow, ChapterRow, CoverRow, FileRow
-from shelfscan.formats.records import Metadata
+from shelfscan.covers import StoredCover
 from shelfscan.scan.discovery import DiskFile
-from shelfscan.scan.parse import ParseOutcome
+from shelfscan.scan.merge import MergedBook, merge_book
+from shelfscan.scan.parse import ParseOutcome, SidecarData
+from shelfscan.scan.pathhints import metadata_from_path
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,118 +32,173 @@ class Parsed:
     outcome: ParseOutcome
 
 
+@dataclass(frozen=True, slots=True)
+class BookParts:
+    """The files that make one book, in book order, and the sidecars of its folder."""
+
+    files: list[Parsed]
+    sidecars: SidecarData | None
+
+
+def _cover_row(cover: StoredCover | None) -> CoverRow | None:
+    if cover is None:
+        return None
+    return CoverRow(cover.sha256, cover.mime, cover.width, cover.height, cover.size)
+
+
 class Assembler:
     def __init__(self, resolver: EntityResolver, library_id: int) -> None:
         self._resolver = resolver
         self._library_id = library_id
 
     def _key(self, kind: EntityKind, name: str) -> EntityKey:
-        return EntityKey(kind, self._library_id, names.name_key(name))
+        key = names.person_key(name) if kind == "persons" else names.name_key(name)
+        return EntityKey(kind, self._library_id, key)
 
-    async def build(self, items: Sequence[Parsed]) -> list[BookRow]:
+    async def build(self, books: Sequence[BookParts]) -> list[BookRow]:
+        merged = [self._merge(b) for b in books]
         wanted: dict[EntityKey, EntityName] = {}
-        for item in items:
-            meta = item.outcome.metadata
-            if meta is None:
-                continue
-            for c in meta.contributors:
-                wanted.setdefault(
-                    self._key("persons", c.name),
-                    EntityName(
-                        names.collapse(c.name), c.sort_name or names.person_sort_name(c.name)
-                    ),
-                )
-            for n in meta.narrators:
-                wanted.setdefault(
-                    self._key("persons", n),
-                    EntityName(names.collapse(n), names.person_sort_name(n)),
-                )
-            for s in meta.series:
+
+        def person(name: str, sort_name: str | None = None) -> None:
+            display = names.person_display(name)
+            wanted.setdefault(
+                self._key("persons", name),
+                EntityName(display, sort_name or names.person_sort_name(display)),
+            )
+
+        for parts, m in zip(books, merged, strict=True):
+            for c in m.contributors:
+                person(c.name, c.sort_name)
+            for n in m.narrators or ():
+                person(n)
+            for p in parts.files:
+                if m.narrators is None and p.outcome.metadata:
+                    for n in p.outcome.metadata.narrators:
+                        person(n)
+            for s in m.series:
                 wanted.setdefault(self._key("series", s.name), EntityName(names.collapse(s.name)))
-            for g in meta.genres:
+            for g in m.genres:
                 wanted.setdefault(self._key("genres", g), EntityName(names.collapse(g)))
-            for t in meta.tags:
+            for t in m.tags:
                 wanted.setdefault(self._key("tags", t), EntityName(names.collapse(t)))
-            if meta.publisher:
+            if m.publisher:
                 wanted.setdefault(
-                    self._key("publishers", meta.publisher),
-                    EntityName(names.collapse(meta.publisher)),
+                    self._key("publishers", m.publisher), EntityName(names.collapse(m.publisher))
                 )
         ids = await self._resolver.resolve(wanted)
-        return [
-            self._row(item, item.outcome.metadata, ids) for item in items if item.outcome.metadata
-        ]
+        return [self._row(parts, m, ids) for parts, m in zip(books, merged, strict=True)]
 
-    def _row(self, item: Parsed, meta: Metadata, ids: dict[EntityKey, int]) -> BookRow:
-        disk, outcome = item.disk, item.outcome
-        title = meta.title or title_from_path(disk.path)
-        cover = outcome.cover
-        file_row = FileRow(
-            file_id=item.known.id if item.known else None,
-            root_id=disk.root_id,
-            path=disk.path,
-            size=outcome.size,
-            mtime_ns=outcome.mtime_ns,
-            inode=outcome.inode,
-            format=meta.format,
-            language=meta.language,
-            duration_s=meta.duration_s,
-            page_count=meta.page_count,
-            cover=CoverRow(cover.sha256, cover.mime, cover.width, cover.height, cover.size)
-            if cover
-            else None,
-            identifiers=tuple((i.type, i.value) for i in meta.identifiers),
-            narrator_ids=tuple(ids[self._key("persons", n)] for n in meta.narrators),
-            chapters=tuple(ChapterRow(c.title, c.level, c.href, c.start_s) for c in meta.chapters),
-        )
+    def _merge(self, parts: BookParts) -> MergedBook:
+        lead = parts.files[0].disk.path
+        embedded = [p.outcome.metadata for p in parts.files if p.outcome.metadata is not None]
+        return merge_book(embedded, parts.sidecars, metadata_from_path(lead), title_from_path(lead))
+
+    def _row(self, parts: BookParts, m: MergedBook, ids: dict[EntityKey, int]) -> BookRow:
+        files = []
+        for order, p in enumerate(parts.files):
+            meta, outcome = p.outcome.metadata, p.outcome
+            assert meta is not None
+            narrators = m.narrators if m.narrators is not None else meta.narrators
+            identifiers = [(i.type, i.value) for i in meta.identifiers]
+            if order == 0:
+                identifiers.extend((i.type, i.value) for i in m.identifiers)
+            files.append(
+                FileRow(
+                    file_id=p.known.id if p.known else None,
+                    previous_book_id=p.known.book_id if p.known else None,
+                    root_id=p.disk.root_id,
+                    path=p.disk.path,
+                    size=outcome.size,
+                    mtime_ns=outcome.mtime_ns,
+                    inode=outcome.inode,
+                    format=meta.format,
+                    language=meta.language,
+                    duration_s=meta.duration_s,
+                    page_count=meta.page_count,
+                    sort_order=order,
+                    cover=_cover_row(outcome.cover),
+                    identifiers=tuple(dict.fromkeys(identifiers)),
+                    narrator_ids=tuple(ids[self._key("persons", n)] for n in narrators),
+                    chapters=tuple(
+                        ChapterRow(c.title, c.level, c.href, c.start_s) for c in meta.chapters
+                    ),
+                )
+            )
+        book_ids = Counter(p.known.book_id for p in parts.files if p.known)
+        sidecar_cover = parts.sidecars.cover if parts.sidecars else None
+        cover = _cover_row(sidecar_cover) or next((f.cover for f in files if f.cover), None)
+        sources = dict(m.sources)
+        if cover is not None:
+            sources["cover"] = "sidecar" if sidecar_cover else "embedded"
         return BookRow(
-            book_id=item.known.book_id if item.known else None,
+            book_id=book_ids.most_common(1)[0][0] if book_ids else None,
             library_id=self._library_id,
-            title=title,
-            sort_title=names.sort_title(title, meta.language),
-            subtitle=meta.subtitle,
-            description=meta.description,
-            publisher_id=ids[self._key("publishers", meta.publisher)] if meta.publisher else None,
-            release_date=meta.release_date,
-            language=meta.language,
-            authors=tuple((ids[self._key("persons", c.name)], c.role) for c in meta.contributors),
-            series=tuple((ids[self._key("series", s.name)], s.number) for s in meta.series),
-            genre_ids=tuple(ids[self._key("genres", g)] for g in meta.genres),
-            tag_ids=tuple(ids[self._key("tags", t)] for t in meta.tags),
-            files=(file_row,),
+            title=m.title,
+            sort_title=names.sort_title(m.title, m.language),
+            subtitle=m.subtitle,
+            description=m.description,
+            publisher_id=ids[self._key("publishers", m.publisher)] if m.publisher else None,
+            release_date=m.release_date,
+            language=m.language,
+            authors=tuple((ids[self._key("persons", c.name)], c.role) for c in m.contributors),
+            series=tuple((ids[self._key("series", s.name)], s.number) for s in m.series),
+            genre_ids=tuple(ids[self._key("genres", g)] for g in m.genres),
+            tag_ids=tuple(ids[self._key("tags", t)] for t in m.tags),
+            cover=cover,
+            field_sources=sources,
+            files=tuple(files),
         )
 
     def error_row(
         self, disk: DiskFile, reason: str, outcome: ParseOutcome | None = None
     ) -> BookRow:
         """A file we could not read still gets a book, named after the file, carrying the reason."""
-        title = title_from_path(disk.path)
+        return self._error_book(
+            FileRow(
+                file_id=None,
+                root_id=disk.root_id,
+                path=disk.path,
+                size=outcome.size if outcome and outcome.size else disk.size,
+                mtime_ns=outcome.mtime_ns if outcome and outcome.mtime_ns else disk.mtime_ns,
+                inode=outcome.inode if outcome and outcome.inode else disk.inode,
+                format=disk.format,
+                status="error",
+                scan_error=reason,
+            )
+        )
+
+    def error_row_for(self, f: FileRow, reason: str) -> BookRow:
+        return self._error_book(
+            FileRow(
+                None,
+                f.root_id,
+                f.path,
+                f.size,
+                f.mtime_ns,
+                f.inode,
+                f.format,
+                status="error",
+                scan_error=reason,
+            )
+        )
+
+    def _error_book(self, f: FileRow) -> BookRow:
+        title = title_from_path(f.path)
         return BookRow(
             book_id=None,
             library_id=self._library_id,
             title=title,
             sort_title=names.sort_title(title),
             status="error",
-            files=(
-                FileRow(
-                    file_id=None,
-                    root_id=disk.root_id,
-                    path=disk.path,
-                    size=outcome.size if outcome and outcome.size else disk.size,
-                    mtime_ns=outcome.mtime_ns if outcome and outcome.mtime_ns else disk.mtime_ns,
-                    inode=outcome.inode if outcome and outcome.inode else disk.inode,
-                    format=disk.format,
-                    status="error",
-                    scan_error=reason,
-                ),
-            ),
+            field_sources={"title": "path"},
+            files=(f,),
         )
 
 
 def title_from_path(path: str) -> str:
     base = posixpath.basename(path)
     lowered = base.lower()
-    for suffix in (".kepub.epub",):
+    for suffix in (".kepub.epub", ".fb2.zip"):
         if lowered.endswith(suffix):
             return base[: -len(suffix)] or base
     stem, _ = posixpath.splitext(base)

@@ -12,6 +12,7 @@ import stat as stat_mod
 from dataclasses import dataclass, field
 
 from shelfscan.formats.registry import format_for_name
+from shelfscan.formats.sidecars import SIDECAR_NAMES
 
 IGNORED_DIRS = frozenset({"@eaDir", "#recycle", "#snapshot", "lost+found", "$RECYCLE.BIN"})
 IGNORED_SUFFIXES = (".part", ".tmp", ".crdownload", ".download", ".partial")
@@ -33,6 +34,9 @@ class RootWalk:
     root_id: int
     root: str
     files: list[DiskFile] = field(default_factory=list)
+    sidecars: list[DiskFile] = field(
+        default_factory=list
+    )  # metadata.opf, cover.jpg, ... (format "sidecar")
     error: str | None = None  # the root itself could not be read
     unreadable: list[str] = field(default_factory=list)  # sub-folders we could not list
     problems: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
@@ -79,6 +83,19 @@ def walk_root(root_id: int, root: str) -> RootWalk:
                     continue
                 spec = format_for_name(name)
                 if spec is None or name.lower().endswith(IGNORED_SUFFIXES):
+                    if name.lower() in SIDECAR_NAMES:
+                        sst = entry.stat()
+                        result.sidecars.append(
+                            DiskFile(
+                                root_id,
+                                child_rel,
+                                sst.st_size,
+                                sst.st_mtime_ns,
+                                sst.st_ino,
+                                sst.st_dev,
+                                "sidecar",
+                            )
+                        )
                     continue
                 fst = entry.stat()
             except OSError as exc:
@@ -95,13 +112,15 @@ def walk_root(root_id: int, root: str) -> RootWalk:
                     fst.st_mtime_ns,
                     fst.st_ino,
                     fst.st_dev,
-                    spec.name,
+                    spec.format_of(name),
                 )
             )
     return result
 
 
-def stat_files(root_id: int, root: str, paths: list[str]) -> RootWalk:
+def stat_files(
+    root_id: int, root: str, paths: list[str], sidecar_paths: list[str] | None = None
+) -> RootWalk:
     """Stat named files under a root (a part of a split scan); vanished ones are skipped."""
     result = RootWalk(root_id, root)
     for rel in paths:
@@ -115,6 +134,22 @@ def stat_files(root_id: int, root: str, paths: list[str]) -> RootWalk:
             continue
         if stat_mod.S_ISREG(st.st_mode):
             result.files.append(
-                DiskFile(root_id, rel, st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev, spec.name)
+                DiskFile(
+                    root_id,
+                    rel,
+                    st.st_size,
+                    st.st_mtime_ns,
+                    st.st_ino,
+                    st.st_dev,
+                    spec.format_of(rel),
+                )
             )
+    for rel in sidecar_paths or ():
+        try:
+            st = os.stat(os.path.join(root, rel))
+        except OSError:
+            continue
+        result.sidecars.append(
+            DiskFile(root_id, rel, st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev, "sidecar")
+        )
     return result

@@ -14,7 +14,7 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from shelfscan.config import ExecutorKind
-from shelfscan.scan.parse import ParseOutcome, ParseTask, parse_chunk
+from shelfscan.scan.parse import ParseOutcome, UnitOutcome, UnitTask, parse_units
 
 
 class ParseExecutor:
@@ -42,25 +42,36 @@ class ParseExecutor:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
 
-    async def parse(self, tasks: list[ParseTask]) -> list[ParseOutcome]:
+    async def parse(self, units: list[UnitTask]) -> list[UnitOutcome]:
         try:
-            return await self._run(tasks)
+            return await self._run(units)
         except BrokenProcessPool:
             self._restart()
-        # One file broke a worker: parse one by one so only that file fails.
+        # A file broke a worker: parse file by file so only that file fails.
         outcomes = []
-        for task in tasks:
-            try:
-                outcomes.extend(await self._run([task]))
-            except BrokenProcessPool:
-                self._restart()
-                outcomes.append(ParseOutcome(task.index, error="parser crashed on this file"))
+        for unit in units:
+            files: list[ParseOutcome] = []
+            for task in unit.files:
+                try:
+                    (single,) = await self._run([UnitTask(unit.index, (task,))])
+                    files.extend(single.files)
+                except BrokenProcessPool:
+                    self._restart()
+                    files.append(ParseOutcome(task.index, error="parser crashed on this file"))
+            sidecars = None
+            if unit.sidecars:
+                try:
+                    (with_sidecars,) = await self._run([UnitTask(unit.index, (), unit.sidecars)])
+                    sidecars = with_sidecars.sidecars
+                except BrokenProcessPool:
+                    self._restart()
+            outcomes.append(UnitOutcome(unit.index, tuple(files), sidecars))
         return outcomes
 
-    async def _run(self, tasks: list[ParseTask]) -> list[ParseOutcome]:
+    async def _run(self, units: list[UnitTask]) -> list[UnitOutcome]:
         self.start()
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, parse_chunk, tasks, self._covers_dir)
+        return await loop.run_in_executor(self._executor, parse_units, units, self._covers_dir)
 
     def _restart(self) -> None:
         self.restarts += 1

@@ -15,8 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shelfscan.covers import StoredCover, store_cover
+from shelfscan.formats import sidecars
 from shelfscan.formats.records import Metadata, ParseError
 from shelfscan.formats.registry import check_magic, format_for_name
+
+MAX_SIDECAR_BYTES = 4 * 1024 * 1024
+MAX_SIDECAR_COVER_BYTES = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +45,94 @@ class ParseOutcome:
     elapsed_s: float = 0.0
 
 
-def parse_chunk(tasks: list[ParseTask], covers_dir: str) -> list[ParseOutcome]:
-    return [parse_one(task, Path(covers_dir)) for task in tasks]
+@dataclass(frozen=True, slots=True)
+class UnitTask:
+    """The files of one book folder (or one lone file) and the sidecars beside them."""
+
+    index: int
+    files: tuple[ParseTask, ...]
+    sidecars: tuple[str, ...] = ()  # absolute paths
+
+
+@dataclass(frozen=True, slots=True)
+class SidecarData:
+    opf: Metadata | None = None
+    abs_json: Metadata | None = None
+    description: str | None = None
+    narrators: tuple[str, ...] = ()
+    cover: StoredCover | None = None
+    problems: tuple[tuple[str, str], ...] = ()  # (path, reason)
+
+
+@dataclass(frozen=True, slots=True)
+class UnitOutcome:
+    index: int
+    files: tuple[ParseOutcome, ...]
+    sidecars: SidecarData | None = None
+
+
+def parse_units(units: list[UnitTask], covers_dir: str) -> list[UnitOutcome]:
+    folder = Path(covers_dir)
+    return [
+        UnitOutcome(
+            unit.index,
+            tuple(parse_one(task, folder) for task in unit.files),
+            read_sidecars(unit.sidecars, folder) if unit.sidecars else None,
+        )
+        for unit in units
+    ]
+
+
+def read_sidecars(paths: tuple[str, ...], covers_dir: Path) -> SidecarData:
+    """Sidecars are optional extras: a broken one is reported and skipped, never fatal."""
+    found: dict[str, object] = {}
+    problems: list[tuple[str, str]] = []
+    for path in sorted(paths, key=_sidecar_rank):
+        name = os.path.basename(path).lower()
+        try:
+            if name.startswith(("cover.", "folder.")):
+                if "cover" in found:
+                    continue
+                data = _read_capped(path, MAX_SIDECAR_COVER_BYTES)
+                found["cover"] = store_cover(covers_dir, data)
+                continue
+            data = _read_capped(path, MAX_SIDECAR_BYTES)
+            if name == "metadata.opf":
+                found["opf"] = sidecars.parse_metadata_opf(data)
+            elif name == "metadata.json":
+                found["abs_json"] = sidecars.parse_abs_metadata_json(data)
+            elif name == "desc.txt":
+                found["description"] = sidecars.parse_desc_txt(data)
+            elif name == "reader.txt":
+                found["narrators"] = sidecars.parse_reader_txt(data)
+        except FileNotFoundError:
+            continue
+        except (ParseError, OSError, ValueError) as exc:
+            problems.append((path, " ".join(str(exc).split())[:300] or type(exc).__name__))
+    return SidecarData(problems=tuple(problems), **found)  # type: ignore[arg-type]
+
+
+def _sidecar_rank(path: str) -> tuple[int, str]:
+    """cover.* before folder.*; jpg before png before webp, as users expect."""
+    name = os.path.basename(path).lower()
+    order = (
+        "cover.jpg",
+        "cover.jpeg",
+        "cover.png",
+        "cover.webp",
+        "folder.jpg",
+        "folder.jpeg",
+        "folder.png",
+    )
+    return (order.index(name) if name in order else len(order), name)
+
+
+def _read_capped(path: str, cap: int) -> bytes:
+    with open(path, "rb") as fh:
+        data = fh.read(cap + 1)
+    if len(data) > cap:
+        raise ParseError(f"sidecar larger than {cap // (1024 * 1024)} MiB")
+    return data
 
 
 def parse_one(task: ParseTask, covers_dir: Path) -> ParseOutcome:

@@ -1,8 +1,9 @@
 """The scan of one library: discovery -> diff -> queue -> parse -> resolve -> write.
 
-Files to read are cut into chunks and put on an `asyncio.Queue`; N coroutine
-workers each take a chunk, have it parsed off the loop, resolve its names
-through the single-flight cache and write its books in one batch transaction.
+Units to read (a book folder, or a lone file) are packed into chunks and put on
+an `asyncio.Queue`; N coroutine workers each take a chunk, have it parsed off
+the loop, resolve its names through the single-flight cache and write its
+books in one batch transaction.
 """
 
 from __future__ import annotations
@@ -20,25 +21,30 @@ from shelfscan.catalogue.known import (
     KnownFile,
     load_known_files,
     load_known_paths,
+    load_known_sidecars,
     mark_missing,
     mark_restored,
     record_file_errors,
+    save_sidecars,
 )
 from shelfscan.catalogue.libraries import Library
 from shelfscan.catalogue.writer import BookRow, BookWriter
 from shelfscan.jobs.events import JobEvents
-from shelfscan.scan.assemble import Assembler, Parsed
+from shelfscan.scan.assemble import Assembler, BookParts, Parsed
 from shelfscan.scan.diff import ScanPlan, diff
-from shelfscan.scan.discovery import DiskFile, RootWalk, stat_files, walk_root
+from shelfscan.scan.discovery import RootWalk, stat_files, walk_root
 from shelfscan.scan.executor import ParseExecutor
-from shelfscan.scan.parse import ParseTask
+from shelfscan.scan.grouping import Unit, form_books, plan_units
+from shelfscan.scan.parse import ParseTask, UnitTask
 from shelfscan.scan.progress import Progress
-
-WorkItem = tuple[DiskFile, KnownFile | None]
 
 
 class RootUnavailable(RuntimeError):
     """A root is missing, unreadable or suspiciously empty: the scan stops and marks nothing."""
+
+
+class ScanCancelled(Exception):
+    """The scan stopped at a safe point because it was asked to; what it wrote stays."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +69,7 @@ class Tally:
     updated: int = 0
     failed: int = 0
     deferred: int = 0
-    retry: list[WorkItem] = field(default_factory=list)
+    retry: list[Unit] = field(default_factory=list)
 
     def add(self, other: dict[str, int]) -> None:
         self.added += other.get("books_added", 0)
@@ -76,14 +82,10 @@ class Tally:
 class PlannedScan:
     plan: ScanPlan
     roots: dict[int, str]
-    work: list[WorkItem]
+    units: list[Unit]
     files_seen: int
     restored: int
     started: float
-
-
-class ScanCancelled(Exception):
-    """The scan stopped at a safe point because it was asked to; what it wrote stays."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,20 +119,25 @@ class Scanner:
         stop: asyncio.Event | None = None,
     ) -> ScanSummary:
         planned = await self.plan(library, events, progress)
-        tally = await self.process(library.id, planned.work, planned.roots, events, progress, stop)
+        tally = await self.process(library.id, planned.units, planned.roots, events, progress, stop)
         return await self.finish(library, planned, tally, events, progress)
 
     async def plan(self, library: Library, events: JobEvents, progress: Progress) -> PlannedScan:
         """Walk, guard the roots, diff; restore unchanged files that had gone missing."""
         started = time.perf_counter()
-        progress.enter("discovery")
+        progress.enter("discovery", 0)
         walks = await asyncio.to_thread(_walk_all, library)
         known = await load_known_files(self.pool, library.id)
         _guard_roots(walks, known)
+        known_sidecars = await load_known_sidecars(self.pool, library.id)
         for walk in walks:
             for path, reason in walk.problems:
                 events.warning("path_unreadable", path=path, reason=reason, root=walk.root)
-        plan = diff(walks, known)
+        plan = diff(walks, known, known_sidecars)
+        touched = {(d.root_id, d.path) for d in plan.new} | {
+            (d.root_id, d.path) for d, _ in plan.changed
+        }
+        units = plan_units(walks, known, touched, plan.refresh_folders)
         files_seen = sum(len(w.files) for w in walks)
         events.info(
             "scan_planned",
@@ -139,12 +146,14 @@ class Scanner:
             changed=len(plan.changed),
             unchanged=len(plan.unchanged),
             missing=len(plan.missing),
+            sidecars_changed=len(plan.sidecars_changed) + len(plan.sidecars_gone),
+            units=len(units),
         )
         restored = await mark_restored(self.pool, [k.id for k in plan.restored])
         return PlannedScan(
             plan=plan,
             roots={w.root_id: w.root for w in walks},
-            work=[(d, None) for d in plan.new] + list(plan.changed),
+            units=units,
             files_seen=files_seen,
             restored=restored,
             started=started,
@@ -153,26 +162,27 @@ class Scanner:
     async def process(
         self,
         library_id: int,
-        work: list[WorkItem],
+        units: list[Unit],
         roots: dict[int, str],
         events: JobEvents,
         progress: Progress,
         stop: asyncio.Event | None = None,
     ) -> Tally:
-        """Parse and write `work`; stops between chunks when `stop` is set (ScanCancelled)."""
+        """Read and write `units`; stops between chunks when `stop` is set (ScanCancelled)."""
         tally = Tally()
-        progress.enter("parse", len(work))
+        progress.enter("parse", sum(u.size for u in units))
         assembler = Assembler(self.resolver, library_id)
-        await self._run_workers(work, roots, assembler, events, progress, tally, stop)
+        await self._run_workers(units, roots, assembler, events, progress, tally, stop)
         if tally.retry:
             # Files that changed while being read get one more pass once the rest is done.
             again, tally.retry = tally.retry, []
             await self._run_workers(again, roots, assembler, events, progress, tally, stop)
-            for disk, _ in tally.retry:
-                events.warning(
-                    "file_still_changing", path=disk.path, action="deferred to next scan"
-                )
-            tally.deferred = len(tally.retry)
+            for unit in tally.retry:
+                for disk, _ in unit.files:
+                    events.warning(
+                        "file_still_changing", path=disk.path, action="deferred to next scan"
+                    )
+            tally.deferred = sum(u.size for u in tally.retry)
         return tally
 
     async def finish(
@@ -183,12 +193,18 @@ class Scanner:
         events: JobEvents,
         progress: Progress,
     ) -> ScanSummary:
-        """Library-level bookkeeping, once per scan: missing files and the summary."""
+        """Library-level bookkeeping, once per scan: missing files, sidecar state, the summary."""
         progress.enter("finalize")
         plan = planned.plan
         books_missing = await mark_missing(self.pool, library.id, [k.id for k in plan.missing])
         for k in plan.missing:
             events.info("file_missing", path=k.path)
+        await save_sidecars(
+            self.pool,
+            library.id,
+            [(s.root_id, s.path, s.size, s.mtime_ns) for s in plan.sidecars_changed],
+            [s.id for s in plan.sidecars_gone],
+        )
         return ScanSummary(
             books_added=tally.added,
             books_updated=tally.updated,
@@ -207,20 +223,25 @@ class Scanner:
         root_id: int,
         root: str,
         paths: list[str],
+        sidecar_paths: list[str],
         events: JobEvents,
         progress: Progress,
         stop: asyncio.Event | None = None,
     ) -> Tally:
-        """Parse and write the new or changed files among `paths` (one part of a split scan)."""
-        walk = await asyncio.to_thread(stat_files, root_id, root, paths)
+        """Read the named files and sidecars (one part of a split scan) as whole units."""
+        walk = await asyncio.to_thread(stat_files, root_id, root, paths, sidecar_paths)
         known = await load_known_paths(self.pool, root_id, paths)
         plan = diff([walk], known)
-        work: list[WorkItem] = [(d, None) for d in plan.new] + list(plan.changed)
-        return await self.process(library_id, work, {root_id: root}, events, progress, stop)
+        touched = {(d.root_id, d.path) for d in plan.new} | {
+            (d.root_id, d.path) for d, _ in plan.changed
+        }
+        refresh = {(root_id, os.path.dirname(p)) for p in sidecar_paths}
+        units = plan_units([walk], known, touched, refresh)
+        return await self.process(library_id, units, {root_id: root}, events, progress, stop)
 
     async def _run_workers(
         self,
-        work: list[WorkItem],
+        units: list[Unit],
         roots: dict[int, str],
         assembler: Assembler,
         events: JobEvents,
@@ -229,12 +250,11 @@ class Scanner:
         stop: asyncio.Event | None = None,
     ) -> None:
         workers = max(1, self.options.workers)
-        queue: asyncio.Queue[list[WorkItem] | None] = asyncio.Queue(maxsize=workers * 2)
+        queue: asyncio.Queue[list[Unit] | None] = asyncio.Queue(maxsize=workers * 2)
 
         async def produce() -> None:
-            size = self.options.chunk_size
-            for start in range(0, len(work), size):
-                await queue.put(work[start : start + size])
+            for chunk in _pack(units, self.options.chunk_size):
+                await queue.put(chunk)
             for _ in range(workers):
                 await queue.put(None)
 
@@ -243,7 +263,7 @@ class Scanner:
                 if stop is not None and stop.is_set():
                     continue  # drain: a chunk is the safe point
                 await self._handle_chunk(chunk, roots, assembler, events, tally)
-                progress.done += len(chunk)
+                progress.done += sum(u.size for u in chunk)
                 progress.failed = tally.failed
 
         async with asyncio.TaskGroup() as group:
@@ -255,57 +275,102 @@ class Scanner:
 
     async def _handle_chunk(
         self,
-        chunk: list[WorkItem],
+        chunk: list[Unit],
         roots: dict[int, str],
         assembler: Assembler,
         events: JobEvents,
         tally: Tally,
     ) -> None:
         tasks = [
-            ParseTask(i, os.path.join(roots[d.root_id], d.path), d.size, d.mtime_ns)
-            for i, (d, _) in enumerate(chunk)
+            UnitTask(
+                ui,
+                tuple(
+                    ParseTask(fi, os.path.join(roots[d.root_id], d.path), d.size, d.mtime_ns)
+                    for fi, (d, _) in enumerate(unit.files)
+                ),
+                tuple(os.path.join(roots[s.root_id], s.path) for s in unit.sidecars),
+            )
+            for ui, unit in enumerate(chunk)
         ]
         outcomes = await self.executor.parse(tasks)
-        parsed: list[Parsed] = []
+        books: list[BookParts] = []
         error_rows: list[BookRow] = []
         known_errors: list[tuple[int, str, int, int, int | None]] = []
-        for (disk, known), outcome in zip(chunk, outcomes, strict=True):
-            if outcome.vanished:
-                events.warning("file_vanished", path=disk.path)
-            elif outcome.changed:
-                tally.retry.append((disk, known))
-            elif outcome.error is not None:
-                tally.failed += 1
-                events.warning("file_unreadable", path=disk.path, reason=outcome.error)
-                if known is None:
-                    error_rows.append(assembler.error_row(disk, outcome.error, outcome))
+        for unit, unit_outcome in zip(chunk, outcomes, strict=True):
+            parsed: list[Parsed] = []
+            unit_errors: list[tuple[Parsed, str]] = []
+            changed = False
+            for (disk, known), outcome in zip(unit.files, unit_outcome.files, strict=True):
+                if outcome.vanished:
+                    events.warning("file_vanished", path=disk.path)
+                elif outcome.changed:
+                    changed = True
+                elif outcome.error is not None:
+                    unit_errors.append((Parsed(disk, known, outcome), outcome.error))
                 else:
-                    known_errors.append(
-                        (known.id, outcome.error, outcome.size, outcome.mtime_ns, outcome.inode)
-                    )
-            else:
-                parsed.append(Parsed(disk, known, outcome))
-        rows = await assembler.build(parsed) + error_rows
+                    parsed.append(Parsed(disk, known, outcome))
+            if changed:
+                tally.retry.append(unit)  # re-read the whole unit: a book is never built half-read
+                continue
+            for item, reason in unit_errors:
+                tally.failed += 1
+                events.warning("file_unreadable", path=item.disk.path, reason=reason)
+                if item.known is None:
+                    error_rows.append(assembler.error_row(item.disk, reason, item.outcome))
+                else:
+                    o = item.outcome
+                    known_errors.append((item.known.id, reason, o.size, o.mtime_ns, o.inode))
+            sidecars = unit_outcome.sidecars
+            if sidecars is not None:
+                for path, reason in sidecars.problems:
+                    events.warning("sidecar_unreadable", path=path, reason=reason)
+            groups = form_books(
+                [(p.disk.path, p.outcome.metadata) for p in parsed if p.outcome.metadata]
+            )
+            # Sidecars describe the folder's book: only attributable when there is exactly one.
+            for group in groups:
+                books.append(
+                    BookParts([parsed[i] for i in group], sidecars if len(groups) == 1 else None)
+                )
+        rows = await assembler.build(books) + error_rows
         result = await self.writer.write(rows)
-        by_key = {(d.root_id, d.path): d for d, _ in chunk}
+        failed_ids = {id(f.book) for f in result.failed}
         for failure in result.failed:
-            f = failure.book.files[0]
-            disk = by_key[(f.root_id, f.path)]
-            tally.failed += 1
-            events.error("book_write_failed", path=disk.path, reason=failure.error)
-            if f.file_id is None:
-                await self.writer.write([assembler.error_row(disk, failure.error)])
-            else:
-                known_errors.append((f.file_id, failure.error, f.size, f.mtime_ns, f.inode))
+            tally.failed += len(failure.book.files)
+            for f in failure.book.files:
+                events.error("book_write_failed", path=f.path, reason=failure.error)
+                if f.file_id is None:
+                    retry = await self.writer.write([assembler.error_row_for(f, failure.error)])
+                    if retry.failed:
+                        events.error(
+                            "error_record_failed", path=f.path, reason=retry.failed[0].error
+                        )
+                else:
+                    known_errors.append((f.file_id, failure.error, f.size, f.mtime_ns, f.inode))
         await record_file_errors(self.pool, known_errors)
-        failed_keys = {(x.book.files[0].root_id, x.book.files[0].path) for x in result.failed}
         for row in rows:
-            if row.status != "ok" or (row.files[0].root_id, row.files[0].path) in failed_keys:
+            if row.status != "ok" or id(row) in failed_ids:
                 continue
             if row.book_id is None:
                 tally.added += 1
             else:
                 tally.updated += 1
+
+
+def _pack(units: list[Unit], chunk_size: int) -> list[list[Unit]]:
+    """Chunks of about `chunk_size` files; a unit is never split."""
+    chunks: list[list[Unit]] = []
+    current: list[Unit] = []
+    size = 0
+    for unit in units:
+        if current and size + unit.size > chunk_size:
+            chunks.append(current)
+            current, size = [], 0
+        current.append(unit)
+        size += unit.size
+    if current:
+        chunks.append(current)
+    return chunks
 
 
 def _walk_all(library: Library) -> list[RootWalk]:

@@ -1,0 +1,181 @@
+"""metadata_from_path: what folder and file names say when tags say nothing."""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from shelfscan.formats.records import Identifier, Metadata
+from shelfscan.scan.pathhints import metadata_from_path
+
+
+def summary(meta: Metadata) -> tuple[object, ...]:
+    """(title, authors, series as (name, number-string), narrators, year) for compact tables."""
+    return (
+        meta.title,
+        tuple(c.name for c in meta.contributors),
+        tuple((s.name, None if s.number is None else str(s.number)) for s in meta.series),
+        meta.narrators,
+        meta.release_date,
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        # Audiobookshelf layout: the title folder holds the audio
+        ("Author Name/Series Name/Book 3 - Title/file.mp3",
+         ("Title", ("Author Name",), (("Series Name", "3"),), (), None)),
+        ("Author/Title/Title.m4b", ("Title", ("Author",), (), (), None)),
+        ("Author/Series/Title/Title.epub", ("Title", ("Author",), (("Series", None),), (), None)),
+        ("Author/Series/Title/CD 1/01.mp3", ("Title", ("Author",), (("Series", None),), (), None)),
+        ("Author/Series/Title/Disc 2/track 03.flac",
+         ("Title", ("Author",), (("Series", None),), (), None)),
+        ("Author/Title/Part 1/Part 1.m4b", ("Title", ("Author",), (), (), None)),
+        ("Author/Title/01 - Chapter One.mp3", ("Title", ("Author",), (), (), None)),
+        ("Fantasy/Brandon Sanderson/Mistborn/Mistborn 1 - The Final Empire/part 1.mp3",
+         ("The Final Empire", ("Brandon Sanderson",), (("Mistborn", "1"),), (), None)),
+        ("Stephen King/1986 - It {Steven Weber}/It.m4b",
+         ("It", ("Stephen King",), (), ("Steven Weber",), "1986")),
+        ("Author/Series/Vol. 2 - Title/01.mp3", ("Title", ("Author",), (("Series", "2"),), (), None)),
+        # ebooks: the file is the book
+        ("Author/Series/03 - Title.epub", ("Title", ("Author",), (("Series", "3"),), (), None)),
+        ("Author/Series/3. Title.epub", ("Title", ("Author",), (("Series", "3"),), (), None)),
+        ("Author/Series/#2 Title.epub", ("Title", ("Author",), (("Series", "2"),), (), None)),
+        ("Author/Series/Title, Book 2.epub", ("Title", ("Author",), (("Series", "2"),), (), None)),
+        ("Author/Series/Title Volume 2.epub", ("Title", ("Author",), (("Series", "2"),), (), None)),
+        ("Author/Series/Title - Vol 12.epub", ("Title", ("Author",), (("Series", "12"),), (), None)),
+        ("Author/Series/Book 1.5 - Novella.epub",
+         ("Novella", ("Author",), (("Series", "1.5"),), (), None)),
+        ("Terry Pratchett/Discworld/Discworld 03 - Equal Rites.epub",
+         ("Equal Rites", ("Terry Pratchett",), (("Discworld", "3"),), (), None)),
+        ("Author/Title.epub", ("Title", ("Author",), (), (), None)),
+        ("Author/Title.m4b", ("Title", ("Author",), (), (), None)),
+        ("Author/Author - Title.epub", ("Title", ("Author",), (), (), None)),
+        ("Author/Title - Author.epub", ("Title", ("Author",), (), (), None)),
+        ("Author/Title/Author - Title.epub", ("Title", ("Author",), (), (), None)),
+        ("Stephen King/Stephen King - Carrie.epub", ("Carrie", ("Stephen King",), (), (), None)),
+        # flat files
+        ("Title - Author.epub", ("Title", ("Author",), (), (), None)),
+        ("ebooks/Title - Author.epub", ("Title", ("Author",), (), (), None)),
+        ("The Hobbit - J.R.R. Tolkien.kepub.epub", ("The Hobbit", ("J.R.R. Tolkien",), (), (), None)),
+        ("Good Omens - Terry Pratchett & Neil Gaiman.epub",
+         ("Good Omens", ("Terry Pratchett", "Neil Gaiman"), (), (), None)),
+        ("Some File.epub", ("Some File", (), (), (), None)),
+        ("Some_File_Name.pdf", ("Some File Name", (), (), (), None)),
+        ("The Stand.epub", ("The Stand", (), (), (), None)),
+        ("Harry Potter - Book 1.epub", ("Harry Potter", (), (), (), None)),
+        ("Title - Subtitle With 2 Parts.epub", ("Title - Subtitle With 2 Parts", (), (), (), None)),
+        ("[Author] Title.epub", ("Title", ("Author",), (), (), None)),
+        ("[Tolkien, J.R.R.] The Hobbit.epub", ("The Hobbit", ("J.R.R. Tolkien",), (), (), None)),
+        ("Title {Narrator}.m4b", ("Title", (), (), ("Narrator",), None)),
+        ("Title {Kate Reading, Michael Kramer}.m4b",
+         ("Title", (), (), ("Kate Reading", "Michael Kramer"), None)),
+        ("Title (1999).epub", ("Title", (), (), (), "1999")),
+        ("Title [1999].epub", ("Title", (), (), (), "1999")),
+        ("Title (Unabridged) [Retail].epub", ("Title", (), (), (), None)),
+        ("Title (1).epub", ("Title", (), (), (), None)),
+        ("Title (A Novel).epub", ("Title (A Novel)", (), (), (), None)),
+        ("Author/Leviathan Wakes (The Expanse #1).epub",
+         ("Leviathan Wakes", ("Author",), (("The Expanse", "1"),), (), None)),
+        ("Author/Expanse/Caliban's War (Expanse, Book 2).epub",
+         ("Caliban's War", ("Author",), (("Expanse", "2"),), (), None)),
+        # calibre layout
+        ("Lewis Carroll/Alice's Adventures in Wonderland (17)/"
+         "Alice's Adventures in Wonderland - Lewis Carroll.epub",
+         ("Alice's Adventures in Wonderland", ("Lewis Carroll",), (), (), None)),
+        ("Unknown/Title (5)/Title - Unknown.epub", ("Title", (), (), (), None)),
+        ("The Hobbit/The Hobbit - J.R.R. Tolkien.epub",
+         ("The Hobbit", ("J.R.R. Tolkien",), (), (), None)),
+        ("Title/Title (1999).epub", ("Title", (), (), (), "1999")),
+        ("Author/Title (2004)/Title.epub", ("Title", ("Author",), (), (), "2004")),
+        # comics: the nearest folder is the series
+        ("Comics/Batman/Batman 001.cbz", ("Batman 001", (), (("Batman", "1"),), (), None)),
+        ("Batman/001.cbz", ("Batman 001", (), (("Batman", "1"),), (), None)),
+        ("DC/Batman/Batman - Year One.cbr", ("Batman - Year One", (), (("Batman", None),), (), None)),
+        # generic folders and author folders that name nobody
+        ("library/books/ebooks/x.pdf", ("x", (), (), (), None)),
+        ("Audiobooks/Author/Title/01.mp3", ("Title", ("Author",), (), (), None)),
+        ("Various/Anthology/Story.epub", ("Story", (), (("Anthology", None),), (), None)),
+        ("Author/epub/Title.epub", ("Title", ("Author",), (), (), None)),
+        ("Tolkien, J.R.R./The Hobbit.epub", ("The Hobbit", ("J.R.R. Tolkien",), (), (), None)),
+        ("Stephen King & Peter Straub/The Talisman.epub",
+         ("The Talisman", ("Stephen King", "Peter Straub"), (), (), None)),
+    ],
+)  # fmt: skip
+def test_paths(path: str, expected: tuple[object, ...]) -> None:
+    meta = metadata_from_path(path)
+    assert meta.format == "path"
+    assert summary(meta) == expected
+
+
+def test_author_sort_name_kept_from_folder() -> None:
+    (author,) = metadata_from_path("Tolkien, J.R.R./The Hobbit.epub").contributors
+    assert (author.name, author.role, author.sort_name) == (
+        "J.R.R. Tolkien",
+        "author",
+        "Tolkien, J.R.R.",
+    )
+    (plain,) = metadata_from_path("Author/Title.epub").contributors
+    assert plain.sort_name is None
+
+
+def test_asin_and_numbers() -> None:
+    meta = metadata_from_path("Author/Series/Book 2 - Title [B0015T963C]/01.mp3")
+    assert meta.identifiers == (Identifier("asin", "B0015T963C"),)
+    assert meta.series[0].number == Decimal(2)
+    assert meta.title == "Title"
+    labelled = metadata_from_path("Title {ASIN.1774248182}.m4b")
+    assert labelled.identifiers == (Identifier("asin", "1774248182"),)
+    assert labelled.title == "Title"
+
+
+def test_calibre_corpus_path(corpus_dir: Path) -> None:
+    root = corpus_dir / "calibre-library"
+    book = next(root.glob("*/*/*.epub"))
+    meta = metadata_from_path(book.relative_to(root).as_posix())
+    assert meta.title == "Alice's Adventures in Wonderland"
+    assert [c.name for c in meta.contributors] == ["Lewis Carroll"]
+
+
+@pytest.mark.parametrize("path", ["", "/", "//", "./..", "a/b/../"])
+def test_degenerate_paths(path: str) -> None:
+    meta = metadata_from_path(path)
+    assert meta.format == "path"
+
+
+def test_odd_file_names() -> None:
+    assert metadata_from_path("Mr. Smith Goes").title == "Mr. Smith Goes"
+    assert metadata_from_path(".hidden").title == ".hidden"
+    assert metadata_from_path("1984.epub").title == "1984"
+    assert metadata_from_path("2001 - A Space Odyssey.epub").release_date == "2001"
+    assert metadata_from_path("Book 3.epub").title == "Book 3"
+    assert metadata_from_path("___.epub").title == "___"
+
+
+def test_hostile_paths_are_fast() -> None:
+    nasty = [
+        "a/" * 10_000 + "b.epub",
+        "(" * 50_000 + ".epub",
+        "(" + "x " * 50_000 + "Book 1" + ")" * 2 + ".epub",
+        "[" * 20_000 + "]" * 20_000 + "/x.mp3",
+        " - " * 30_000 + ".epub",
+        "{" + "a," * 30_000 + "}.m4b",
+    ]
+    start = time.perf_counter()
+    for path in nasty:
+        metadata_from_path(path)
+    assert time.perf_counter() - start < 1.0
+
+
+def test_typical_path_is_cheap() -> None:
+    rounds = 2000
+    start = time.perf_counter()
+    for _ in range(rounds):
+        metadata_from_path("Author Name/Series Name/Book 3 - Title/file.mp3")
+        metadata_from_path("ebooks/Title - Author.epub")
+    per_call = (time.perf_counter() - start) / (2 * rounds)
+    assert per_call < 500e-6, f"{per_call * 1e6:.0f} µs per call"
