@@ -17,7 +17,9 @@ CORPUS_DIR = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 def corpus_dir() -> Path:
     """The real-file corpus beside the project; a user's clone has none, so skip there."""
     if not (CORPUS_DIR / "truth.json").is_file():
-        pytest.skip(f"real-file corpus not found at {CORPUS_DIR} (only present on the team's machines)")
+        pytest.skip(
+            f"real-file corpus not found at {CORPUS_DIR} (only present on the team's machines)"
+        )
     return CORPUS_DIR
 
 
