@@ -55,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--poll-only", action="store_true", help="do not LISTEN; poll the jobs table only"
     )
+    serve.add_argument("--watch", action="store_true", help="watch library folders and scan what changes")
+
+    purge = sub.add_parser("purge", help="delete files missing for longer than a grace period")
+    purge.add_argument("--older-than", required=True, metavar="AGE", help="e.g. 30d, 12h, 90m")
+    purge.add_argument("--library", help="only this library")
 
     jobs = sub.add_parser("jobs", help="inspect and steer jobs")
     jobs_sub = jobs.add_subparsers(dest="jobs_command", required=True)
@@ -140,7 +145,9 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         if args.command == "serve":
             from shelfscan.daemon import serve
 
-            return asyncio.run(serve(url, settings, args.http, args.concurrency, args.poll_only))
+            return asyncio.run(serve(url, settings, args.http, args.concurrency, args.poll_only, args.watch))
+        if args.command == "purge":
+            return asyncio.run(_purge(url, parse_age(args.older_than), args.library))
         if args.command == "jobs":
             from shelfscan.admin import jobs_command
 
@@ -201,6 +208,32 @@ async def _scan(url: str, settings: Settings, args: argparse.Namespace) -> int:
         finally:
             executor.close()
     _print_summary(summary, as_json=args.json, library=library.name)
+    return 0
+
+
+def parse_age(text: str) -> float:
+    """'30d' -> seconds; units s, m, h, d, w."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    value, unit = text[:-1], text[-1:].lower()
+    if unit not in units or not value.replace(".", "", 1).isdigit():
+        raise CliError(f"--older-than wants a number and a unit (s, m, h, d, w), e.g. 30d, not {text!r}")
+    return float(value) * units[unit]
+
+
+async def _purge(url: str, older_than_s: float, library: str | None) -> int:
+    from shelfscan.catalogue.known import purge_missing
+    from shelfscan.catalogue.libraries import get_library
+
+    await migrate(url)
+    async with open_pool(url, max_size=2) as pool:
+        library_id = None
+        if library:
+            found = await get_library(pool, library)
+            if found is None:
+                raise CliError(f"no library named {library!r}")
+            library_id = found.id
+        files, books = await purge_missing(pool, older_than_s, library_id)
+    print(f"purged {files} missing file(s) and {books} book(s) left without files")
     return 0
 
 

@@ -38,6 +38,11 @@ class Settings:
     job_retention_days: float
     split_files: int
     part_files: int
+    watch_mode: str
+    watch_debounce_ms: int
+    watch_poll_interval_s: float
+    full_scan_hours: float
+    purge_after_days: float
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -81,6 +86,11 @@ class Settings:
             job_retention_days=_float(env, "SHELFSCAN_JOB_RETENTION_DAYS", 7.0, 0.0, 3650.0),
             split_files=_int(env, "SHELFSCAN_SPLIT_FILES", 5000, 1, 10_000_000),
             part_files=_int(env, "SHELFSCAN_PART_FILES", 2000, 1, 1_000_000),
+            watch_mode=_choice(env, "SHELFSCAN_WATCH_MODE", "auto", ("auto", "events", "polling")),
+            watch_debounce_ms=_int(env, "SHELFSCAN_WATCH_DEBOUNCE_MS", 1600, 50, 600_000),
+            watch_poll_interval_s=_float(env, "SHELFSCAN_WATCH_POLL_INTERVAL", 30.0, 0.1, 86400.0),
+            full_scan_hours=_float(env, "SHELFSCAN_FULL_SCAN_HOURS", 24.0, 0.0, 8760.0),
+            purge_after_days=_float(env, "SHELFSCAN_PURGE_AFTER_DAYS", 0.0, 0.0, 36500.0),
         )
 
 
@@ -120,3 +130,10 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     if lowered in ("0", "false", "no", "off"):
         return False
     raise ConfigError(f"{name} must be true or false, not {raw!r}")
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    raw = env.get(name) or default
+    if raw not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}, not {raw!r}")
+    return raw

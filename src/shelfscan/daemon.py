@@ -15,10 +15,22 @@ from shelfscan.health import HealthServer, parse_listen
 from shelfscan.jobs.handlers import ScanHandlers, SplitPolicy
 from shelfscan.jobs.queue import JobQueue
 from shelfscan.jobs.worker import Daemon, DaemonOptions
+from shelfscan.watch import LibraryWatcher, WatchOptions
+
+
+async def _finish_task(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
 
 
 async def serve(
-    url: str, settings: Settings, http: str | None, concurrency: int | None, poll_only: bool
+    url: str,
+    settings: Settings,
+    http: str | None,
+    concurrency: int | None,
+    poll_only: bool,
+    watch: bool = False,
 ) -> int:
     listen_on = parse_listen(http) if http else None
     settings = dataclasses.replace(
@@ -57,11 +69,25 @@ async def serve(
                     grace_s=settings.shutdown_grace_s,
                     retention_s=settings.job_retention_days * 86400,
                     progress_interval_s=settings.progress_interval_s,
+                    purge_after_s=settings.purge_after_days * 86400,
                 ),
             )
             async with contextlib.AsyncExitStack() as stack:
                 if listen_on is not None:
                     await stack.enter_async_context(HealthServer(pool, daemon).serving(*listen_on))
+                if watch:
+                    watcher = LibraryWatcher(
+                        pool,
+                        queue,
+                        WatchOptions(
+                            mode=settings.watch_mode,  # type: ignore[arg-type]
+                            debounce_ms=settings.watch_debounce_ms,
+                            poll_interval_s=settings.watch_poll_interval_s,
+                            full_scan_interval_s=settings.full_scan_hours * 3600,
+                        ),
+                    )
+                    watch_task = asyncio.create_task(watcher.run(stopping), name="watcher")
+                    stack.push_async_callback(_finish_task, watch_task)
                 await daemon.run(stopping, hard_stop)
         finally:
             executor.close()

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from shelfscan.catalogue.pathcodec import from_db, to_db
+
 
 @dataclass(frozen=True, slots=True)
 class KnownFile:
@@ -18,18 +20,24 @@ class KnownFile:
     mtime_ns: int
     inode: int | None
     status: str
+    device: int | None = None
+    fingerprint: str | None = None
+
+
+_KNOWN_COLUMNS = "id, book_id, root_id, path, path_raw, size, mtime_ns, inode, status, device, fingerprint"
+
+
+def _known(r: asyncpg.Record) -> KnownFile:
+    return KnownFile(
+        r["id"], r["book_id"], r["root_id"], from_db(r["path"], r["path_raw"]), r["size"], r["mtime_ns"],
+        r["inode"], r["status"], r["device"], r["fingerprint"],
+    )
 
 
 async def load_known_files(pool: asyncpg.Pool, library_id: int) -> dict[tuple[int, str], KnownFile]:
     """One bulk read: the diff must not cost a round trip per file."""
-    rows = await pool.fetch(
-        """
-        SELECT id, book_id, root_id, path, size, mtime_ns, inode, status
-        FROM shelfscan.files WHERE library_id = $1
-        """,
-        library_id,
-    )
-    return {(r["root_id"], r["path"]): KnownFile(*r) for r in rows}
+    rows = await pool.fetch(f"SELECT {_KNOWN_COLUMNS} FROM shelfscan.files WHERE library_id = $1", library_id)
+    return {(k.root_id, k.path): k for k in map(_known, rows)}
 
 
 async def mark_missing(pool: asyncpg.Pool, library_id: int, file_ids: Sequence[int]) -> int:
@@ -106,14 +114,98 @@ async def load_known_paths(
 ) -> dict[tuple[int, str], KnownFile]:
     """The catalogue's rows for a few thousand named files (a part of a split scan)."""
     rows = await pool.fetch(
-        """
-        SELECT id, book_id, root_id, path, size, mtime_ns, inode, status
-        FROM shelfscan.files WHERE root_id = $1 AND path = ANY($2::text[])
-        """,
+        f"SELECT {_KNOWN_COLUMNS} FROM shelfscan.files WHERE root_id = $1 AND path = ANY($2::text[])",
         root_id,
-        list(paths),
+        [to_db(p)[0] for p in paths],
     )
-    return {(r["root_id"], r["path"]): KnownFile(*r) for r in rows}
+    return {(k.root_id, k.path): k for k in map(_known, rows)}
+
+
+async def load_known_under(
+    pool: asyncpg.Pool, root_id: int, folders: Sequence[str]
+) -> dict[tuple[int, str], KnownFile]:
+    """The catalogue's files below some folders of a root (a targeted scan)."""
+    if "" in folders:
+        rows = await pool.fetch(f"SELECT {_KNOWN_COLUMNS} FROM shelfscan.files WHERE root_id = $1", root_id)
+    else:
+        prefixes = [to_db(f)[0].rstrip("/") + "/" for f in folders]
+        rows = await pool.fetch(
+            f"""SELECT {_KNOWN_COLUMNS} FROM shelfscan.files
+                WHERE root_id = $1 AND (path = ANY($2::text[]) OR path LIKE ANY($3::text[]))""",
+            root_id,
+            [p.rstrip("/") for p in prefixes],
+            [p.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%" for p in prefixes],
+        )
+    return {(k.root_id, k.path): k for k in map(_known, rows)}
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    file_id: int
+    book_id: int
+    root_id: int
+    path: str
+    size: int
+    mtime_ns: int
+    inode: int
+    device: int
+
+
+async def apply_moves(pool: asyncpg.Pool, moves: Sequence[Move]) -> int:
+    """A moved or renamed file keeps its row, its book and every edit; only where it is changes."""
+    if not moves:
+        return 0
+    db_paths = [to_db(m.path) for m in moves]
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            """
+            UPDATE shelfscan.files f SET root_id = t.root_id, path = t.path, path_raw = t.path_raw,
+                inode = t.inode, device = t.device, size = t.size, mtime_ns = t.mtime_ns,
+                status = CASE WHEN f.scan_error IS NULL THEN 'ok' ELSE 'error' END,
+                missing_since = NULL, updated_at = now()
+            FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bytea[], $5::bigint[], $6::bigint[],
+                        $7::bigint[], $8::bigint[])
+                 AS t(id, root_id, path, path_raw, inode, device, size, mtime_ns)
+            WHERE f.id = t.id
+            """,
+            [m.file_id for m in moves],
+            [m.root_id for m in moves],
+            [p for p, _ in db_paths],
+            [r for _, r in db_paths],
+            [m.inode for m in moves],
+            [m.device for m in moves],
+            [m.size for m in moves],
+            [m.mtime_ns for m in moves],
+        )
+        await conn.execute(
+            "UPDATE shelfscan.books SET status = 'ok', updated_at = now() "
+            "WHERE status = 'missing' AND id = ANY($1::bigint[])",
+            list({m.book_id for m in moves}),
+        )
+    return len(moves)
+
+
+async def purge_missing(pool: asyncpg.Pool, older_than_s: float, library_id: int | None = None) -> tuple[int, int]:
+    """The explicit clean-up step: files missing for longer than the grace period, then empty books."""
+    async with pool.acquire() as conn, conn.transaction():
+        gone = await conn.fetch(
+            """
+            DELETE FROM shelfscan.files
+            WHERE status = 'missing' AND missing_since < now() - make_interval(secs => $1)
+              AND ($2::bigint IS NULL OR library_id = $2)
+            RETURNING book_id
+            """,
+            older_than_s,
+            library_id,
+        )
+        books: str = await conn.execute(
+            """
+            DELETE FROM shelfscan.books b WHERE b.id = ANY($1::bigint[])
+              AND NOT EXISTS (SELECT 1 FROM shelfscan.files f WHERE f.book_id = b.id)
+            """,
+            list({r["book_id"] for r in gone}),
+        )
+    return len(gone), int(books.split()[-1])
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,15 +235,17 @@ async def save_sidecars(
 ) -> None:
     """Remember sidecar sizes and mtimes, so that only an edit triggers a refresh."""
     if seen:
+        db_paths = [to_db(s[1]) for s in seen]
         await pool.execute(
             """
-            INSERT INTO shelfscan.sidecars (library_id, root_id, path, size, mtime_ns)
-            SELECT $1, * FROM unnest($2::bigint[], $3::text[], $4::bigint[], $5::bigint[])
+            INSERT INTO shelfscan.sidecars (library_id, root_id, path, path_raw, size, mtime_ns)
+            SELECT $1, * FROM unnest($2::bigint[], $3::text[], $4::bytea[], $5::bigint[], $6::bigint[])
             ON CONFLICT (root_id, path) DO UPDATE SET size = EXCLUDED.size, mtime_ns = EXCLUDED.mtime_ns
             """,
             library_id,
             [s[0] for s in seen],
-            [s[1] for s in seen],
+            [p for p, _ in db_paths],
+            [r for _, r in db_paths],
             [s[2] for s in seen],
             [s[3] for s in seen],
         )

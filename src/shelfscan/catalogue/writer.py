@@ -13,6 +13,8 @@ from decimal import Decimal
 
 import asyncpg
 
+from shelfscan.catalogue.pathcodec import to_db
+
 
 @dataclass(frozen=True, slots=True)
 class CoverRow:
@@ -48,6 +50,8 @@ class FileRow:
     sort_order: int = 0
     cover: CoverRow | None = None
     previous_book_id: int | None = None  # the book this file belonged to before this write
+    device: int | None = None
+    fingerprint: str | None = None  # recognises the file after a move
     identifiers: tuple[tuple[str, str], ...] = ()
     narrator_ids: tuple[int, ...] = ()
     chapters: tuple[ChapterRow, ...] = ()
@@ -254,13 +258,15 @@ async def _write_batch(conn: asyncpg.Connection, books: Sequence[BookRow]) -> li
         """
         INSERT INTO shelfscan.files AS f (id, library_id, root_id, book_id, path, size, mtime_ns,
             inode, format, status, scan_error, language, duration_s, page_count, cover_id,
-            sort_order, missing_since)
+            sort_order, path_raw, device, fingerprint, missing_since)
         SELECT t.*, NULL::timestamptz FROM unnest($1::bigint[], $2::bigint[], $3::bigint[],
             $4::bigint[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], $9::text[],
             $10::text[], $11::text[], $12::text[], $13::float8[], $14::int[], $15::bigint[],
-            $16::int[]) AS t
+            $16::int[], $17::bytea[], $18::bigint[], $19::text[]) AS t
         ON CONFLICT (id) DO UPDATE SET
             book_id = EXCLUDED.book_id, root_id = EXCLUDED.root_id, path = EXCLUDED.path,
+            path_raw = EXCLUDED.path_raw, device = EXCLUDED.device,
+            fingerprint = COALESCE(EXCLUDED.fingerprint, f.fingerprint),
             size = EXCLUDED.size, mtime_ns = EXCLUDED.mtime_ns, inode = EXCLUDED.inode,
             format = EXCLUDED.format, status = EXCLUDED.status, scan_error = EXCLUDED.scan_error,
             language = EXCLUDED.language, duration_s = EXCLUDED.duration_s,
@@ -271,7 +277,7 @@ async def _write_batch(conn: asyncpg.Connection, books: Sequence[BookRow]) -> li
         [books[0].library_id] * len(files),
         [f.root_id for _, _, f in files],
         [bid for _, bid, _ in files],
-        [f.path for _, _, f in files],
+        [to_db(f.path)[0] for _, _, f in files],
         [f.size for _, _, f in files],
         [f.mtime_ns for _, _, f in files],
         [f.inode for _, _, f in files],
@@ -283,6 +289,9 @@ async def _write_batch(conn: asyncpg.Connection, books: Sequence[BookRow]) -> li
         [f.page_count for _, _, f in files],
         [cover_ids[f.cover.sha256] if f.cover else None for _, _, f in files],
         [f.sort_order for _, _, f in files],
+        [to_db(f.path)[1] for _, _, f in files],
+        [f.device for _, _, f in files],
+        [f.fingerprint for _, _, f in files],
     )
     await _insert_links(conn, books, book_ids, files)
     moved_from = {

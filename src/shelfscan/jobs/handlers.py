@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,7 +14,8 @@ import asyncpg
 from shelfscan.catalogue.libraries import Library, Root
 from shelfscan.jobs.events import JobEvents
 from shelfscan.jobs.queue import Job, JobQueue
-from shelfscan.scan.grouping import Unit
+from shelfscan.catalogue.pathcodec import from_json, to_json
+from shelfscan.scan.grouping import Unit, book_folder
 from shelfscan.scan.pipeline import ScanCancelled, Scanner, Tally
 from shelfscan.scan.progress import Progress
 
@@ -116,6 +118,11 @@ class ScanHandlers:
             raise JobFailed(f"library {ctx.job.library_id} does not exist")
         roots = {r.id: str(r.path) for r in library.roots}
         root_id = payload.get("root_id")
+        if root_id in roots and isinstance(payload.get("paths"), list):
+            # A watcher's targeted scan: the folders around what changed.
+            folders = await asyncio.to_thread(_folders_of, roots[root_id], [from_json(p) for p in payload["paths"]])
+            summary = await self.scanner.scan_folders(library, root_id, folders, ctx.events, ctx.progress, ctx.stop)
+            return summary.as_dict()
         files = payload.get("files")
         if root_id not in roots or not isinstance(files, list):
             raise JobFailed("scan_path needs a root_id of the library and a list of files")
@@ -124,8 +131,8 @@ class ScanHandlers:
             library.id,
             root_id,
             roots[root_id],
-            [str(f) for f in files],
-            [str(f) for f in sidecars],
+            [from_json(f) for f in files],
+            [from_json(f) for f in sidecars],
             ctx.events,
             ctx.progress,
             ctx.stop,
@@ -144,8 +151,8 @@ class ScanHandlers:
             {
                 "library_id": library.id,
                 "root_id": part[0].root_id,
-                "files": [d.path for u in part for d, _ in u.files],
-                "sidecars": [s.path for u in part for s in u.sidecars],
+                "files": [to_json(d.path) for u in part for d, _ in u.files],
+                "sidecars": [to_json(s.path) for u in part for s in u.sidecars],
             }
             for part in parts
         ]
@@ -192,3 +199,12 @@ class ScanHandlers:
                     await asyncio.wait_for(ctx.stop.wait(), 1.0)
         finally:
             ctx.waiting = False
+
+
+def _folders_of(root: str, paths: list[str]) -> list[str]:
+    """A changed folder is scanned whole; a changed file brings in its book folder."""
+    folders = []
+    for rel in paths:
+        rel = rel.strip("/")
+        folders.append(rel if rel and os.path.isdir(os.path.join(root, rel)) else book_folder(rel))
+    return folders

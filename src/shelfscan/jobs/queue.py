@@ -51,9 +51,11 @@ _CLAIM = """
 WITH candidates AS (
     SELECT j.id FROM shelfscan.jobs j
     WHERE j.state = 'queued' AND j.run_at <= now()
-      AND NOT (j.kind = 'scan_library' AND EXISTS (
+      -- One scan of a library at a time: a whole-library scan or a targeted (watch) scan waits
+      -- while another runs. Parts of a split scan (parent_id set) are meant to run side by side.
+      AND NOT (j.parent_id IS NULL AND j.library_id IS NOT NULL AND EXISTS (
           SELECT 1 FROM shelfscan.jobs r
-          WHERE r.state = 'running' AND r.kind = 'scan_library' AND r.library_id = j.library_id))
+          WHERE r.state = 'running' AND r.parent_id IS NULL AND r.library_id = j.library_id))
     ORDER BY j.priority DESC, j.run_at, j.id
     LIMIT $2
     FOR UPDATE SKIP LOCKED
@@ -127,7 +129,17 @@ class JobQueue:
         except asyncpg.UniqueViolationError:
             # Two daemons raced for scans of one library; the loser simply tries later.
             return []
-        return [Job.from_row(r) for r in rows]
+        jobs, extra, busy = [], [], set()
+        for job in map(Job.from_row, rows):
+            # One batch may hold two scans of one library: keep the first, hand back the rest.
+            if job.parent_id is None and job.library_id is not None:
+                if job.library_id in busy:
+                    extra.append(job.id)
+                    continue
+                busy.add(job.library_id)
+            jobs.append(job)
+        await self.release(extra)
+        return jobs
 
     async def heartbeat(self, job_ids: list[int]) -> dict[int, bool]:
         """Renew the leases this daemon holds; return {job id: cancel requested}.

@@ -18,6 +18,7 @@ from typing import Any
 import asyncpg
 import structlog
 
+from shelfscan.catalogue.known import purge_missing
 from shelfscan.jobs.events import JobEvents
 from shelfscan.jobs.handlers import Handler, JobContext, JobFailed
 from shelfscan.jobs.listener import Listener
@@ -34,6 +35,7 @@ class DaemonOptions:
     grace_s: float = 20.0
     retention_s: float = 7 * 86400.0
     progress_interval_s: float = 1.0
+    purge_after_s: float = 0.0  # 0: missing files are purged only by `shelfscan purge`
 
 
 @dataclass(slots=True)
@@ -267,6 +269,10 @@ class Daemon:
                     last_prune = time.monotonic()
                     if pruned:
                         self.log.info("jobs_pruned", count=pruned)
+                    if self.options.purge_after_s > 0:
+                        files, books = await purge_missing(self.pool, self.options.purge_after_s)
+                        if files:
+                            self.log.info("missing_purged", files=files, books=books)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 self.log.warning("maintenance_failed", error=str(exc))
             await asyncio.sleep(max(0.5, self.queue.lease_s / 2))

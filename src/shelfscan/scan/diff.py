@@ -1,14 +1,19 @@
 """Diff: what the disk shows against what the catalogue knows.
 
 Unchanged files (same size, mtime in nanoseconds and inode) cost nothing more
-than the stat the walk already did.
+than the stat the walk already did. A new path that matches a vanished file by
+(device, inode) and size, or by content fingerprint, is that file moved: it
+keeps its row, its book and its edits. Only new files whose size equals a
+vanished file's are fingerprinted, so a move costs a couple of reads.
 """
 
 from __future__ import annotations
 
+import os
 import posixpath
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 
 from shelfscan.catalogue.known import KnownFile, KnownSidecar
 from shelfscan.scan.discovery import DiskFile, RootWalk
@@ -24,12 +29,14 @@ class ScanPlan:
     sidecars_changed: list[DiskFile]  # new or edited sidecars, to remember after the scan
     sidecars_gone: list[KnownSidecar]
     refresh_folders: set[tuple[int, str]]  # folders whose sidecars changed: their book is re-read
+    moved: list[tuple[DiskFile, KnownFile]] = field(default_factory=list)  # new place, old row
 
 
 def diff(
     walks: Iterable[RootWalk],
     known: Mapping[tuple[int, str], KnownFile],
     known_sidecars: Mapping[tuple[int, str], KnownSidecar] | None = None,
+    fingerprint: Callable[[DiskFile], str | None] | None = None,
 ) -> ScanPlan:
     new: list[DiskFile] = []
     changed: list[tuple[DiskFile, KnownFile]] = []
@@ -67,14 +74,20 @@ def diff(
                 restored.append(k)
             else:
                 unchanged.append(k)
-    missing = [
+    vanished = [
         k
         for key, k in known.items()
         if key not in seen
         and k.root_id in scanned_roots
-        and k.status != "missing"
         and not any(k.root_id == rid and k.path.startswith(prefix) for rid, prefix in shielded)
     ]
+    moved = _match_moves(new, vanished, fingerprint) if new and vanished else []
+    if moved:
+        moved_ids = {k.id for _, k in moved}
+        moved_paths = {id(d) for d, _ in moved}
+        new = [d for d in new if id(d) not in moved_paths]
+        vanished = [k for k in vanished if k.id not in moved_ids]
+    missing = [k for k in vanished if k.status != "missing"]
     sidecars_gone = [
         ks
         for key, ks in known_sidecars.items()
@@ -82,5 +95,46 @@ def diff(
     ]
     refresh.update((ks.root_id, posixpath.dirname(ks.path)) for ks in sidecars_gone)
     return ScanPlan(
-        new, changed, restored, unchanged, missing, sidecars_changed, sidecars_gone, refresh
+        new, changed, restored, unchanged, missing, sidecars_changed, sidecars_gone, refresh, moved
     )
+
+
+def _match_moves(
+    new: list[DiskFile],
+    vanished: list[KnownFile],
+    fingerprint: Callable[[DiskFile], str | None] | None,
+) -> list[tuple[DiskFile, KnownFile]]:
+    by_inode = {(k.device, k.inode): k for k in vanished if k.device is not None and k.inode}
+    by_fingerprint: dict[int, dict[str, KnownFile]] = defaultdict(dict)
+    for v in vanished:
+        if v.fingerprint:
+            by_fingerprint[v.size][v.fingerprint] = v
+    taken: set[int] = set()
+    moves: list[tuple[DiskFile, KnownFile]] = []
+    for d in new:
+        k: KnownFile | None = by_inode.get((d.device, d.inode))
+        if k is None or k.size != d.size or k.id in taken:
+            k = None
+            candidates = by_fingerprint.get(d.size)
+            if candidates and fingerprint is not None:
+                fp = fingerprint(d)
+                k = candidates.get(fp) if fp else None
+                if k is not None and k.id in taken:
+                    k = None
+        if k is not None:
+            taken.add(k.id)
+            moves.append((d, k))
+    return moves
+
+
+def fingerprinter(roots: Mapping[int, str]) -> Callable[[DiskFile], str | None]:
+    """Fingerprint a file on disk the way the parse stage does; None if it cannot be read."""
+    from shelfscan.scan.parse import file_fingerprint
+
+    def run(d: DiskFile) -> str | None:
+        try:
+            return file_fingerprint(os.path.join(roots[d.root_id], d.path), d.size)
+        except OSError:
+            return None
+
+    return run

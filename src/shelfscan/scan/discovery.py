@@ -42,8 +42,12 @@ class RootWalk:
     problems: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
 
 
-def walk_root(root_id: int, root: str) -> RootWalk:
-    """Every supported file under `root`; never raises for a bad sub-folder."""
+def walk_root(root_id: int, root: str, start: str = "") -> RootWalk:
+    """Every supported file under `root` (or only under its sub-folder `start`).
+
+    Never raises for a bad sub-folder; a `start` folder that no longer exists
+    gives no files (its books went missing), not an error.
+    """
     result = RootWalk(root_id, root)
     try:
         st = os.stat(root)
@@ -55,12 +59,17 @@ def walk_root(root_id: int, root: str) -> RootWalk:
         return result
     seen_dirs = {(st.st_dev, st.st_ino)}
     stack: list[tuple[str, str]] = [(root, "")]
+    if start:
+        top = os.path.join(root, start)
+        if not os.path.isdir(top):
+            return result
+        stack = [(top, start)]
     while stack:
         folder, rel = stack.pop()
         try:
             entries = list(os.scandir(folder))
         except OSError as exc:
-            if not rel:
+            if rel == start:
                 result.error = f"library root {root} cannot be listed: {exc.strerror or exc}"
                 return result
             result.unreadable.append(rel)

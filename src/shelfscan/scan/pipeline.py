@@ -9,6 +9,7 @@ books in one batch transaction.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import time
 from collections.abc import Sequence
@@ -19,9 +20,13 @@ import asyncpg
 from shelfscan.catalogue.entities import EntityResolver
 from shelfscan.catalogue.known import (
     KnownFile,
+    KnownSidecar,
+    Move,
+    apply_moves,
     load_known_files,
     load_known_paths,
     load_known_sidecars,
+    load_known_under,
     mark_missing,
     mark_restored,
     record_file_errors,
@@ -31,7 +36,7 @@ from shelfscan.catalogue.libraries import Library
 from shelfscan.catalogue.writer import BookRow, BookWriter
 from shelfscan.jobs.events import JobEvents
 from shelfscan.scan.assemble import Assembler, BookParts, Parsed
-from shelfscan.scan.diff import ScanPlan, diff
+from shelfscan.scan.diff import ScanPlan, diff, fingerprinter
 from shelfscan.scan.discovery import RootWalk, stat_files, walk_root
 from shelfscan.scan.executor import ParseExecutor
 from shelfscan.scan.grouping import Unit, form_books, plan_units
@@ -130,13 +135,36 @@ class Scanner:
         known = await load_known_files(self.pool, library.id)
         _guard_roots(walks, known)
         known_sidecars = await load_known_sidecars(self.pool, library.id)
+        return await self._plan_from(walks, known, known_sidecars, events, started)
+
+    async def _plan_from(
+        self,
+        walks: list[RootWalk],
+        known: dict[tuple[int, str], KnownFile],
+        known_sidecars: dict[tuple[int, str], KnownSidecar],
+        events: JobEvents,
+        started: float,
+    ) -> PlannedScan:
         for walk in walks:
             for path, reason in walk.problems:
                 events.warning("path_unreadable", path=path, reason=reason, root=walk.root)
-        plan = diff(walks, known, known_sidecars)
-        touched = {(d.root_id, d.path) for d in plan.new} | {
-            (d.root_id, d.path) for d, _ in plan.changed
-        }
+        roots = {w.root_id: w.root for w in walks}
+        plan = await asyncio.to_thread(diff, walks, known, known_sidecars, fingerprinter(roots))
+        if plan.moved:
+            await apply_moves(
+                self.pool,
+                [
+                    Move(k.id, k.book_id, d.root_id, d.path, d.size, d.mtime_ns, d.inode, d.device)
+                    for d, k in plan.moved
+                ],
+            )
+            for d, k in plan.moved:
+                events.info("file_moved", path=d.path, previous_path=k.path)
+                known.pop((k.root_id, k.path), None)
+                known[(d.root_id, d.path)] = dataclasses.replace(
+                    k, root_id=d.root_id, path=d.path, size=d.size, mtime_ns=d.mtime_ns, inode=d.inode
+                )
+        touched = {(d.root_id, d.path) for d in plan.new} | {(d.root_id, d.path) for d, _ in plan.changed}
         units = plan_units(walks, known, touched, plan.refresh_folders)
         files_seen = sum(len(w.files) for w in walks)
         events.info(
@@ -146,13 +174,14 @@ class Scanner:
             changed=len(plan.changed),
             unchanged=len(plan.unchanged),
             missing=len(plan.missing),
+            moved=len(plan.moved),
             sidecars_changed=len(plan.sidecars_changed) + len(plan.sidecars_gone),
             units=len(units),
         )
         restored = await mark_restored(self.pool, [k.id for k in plan.restored])
         return PlannedScan(
             plan=plan,
-            roots={w.root_id: w.root for w in walks},
+            roots=roots,
             units=units,
             files_seen=files_seen,
             restored=restored,
@@ -175,7 +204,8 @@ class Scanner:
         await self._run_workers(units, roots, assembler, events, progress, tally, stop)
         if tally.retry:
             # Files that changed while being read get one more pass once the rest is done.
-            again, tally.retry = tally.retry, []
+            again = await asyncio.to_thread(_restat, tally.retry, roots)
+            tally.retry = []
             await self._run_workers(again, roots, assembler, events, progress, tally, stop)
             for unit in tally.retry:
                 for disk, _ in unit.files:
@@ -238,6 +268,42 @@ class Scanner:
         refresh = {(root_id, os.path.dirname(p)) for p in sidecar_paths}
         units = plan_units([walk], known, touched, refresh)
         return await self.process(library_id, units, {root_id: root}, events, progress, stop)
+
+    async def scan_folders(
+        self,
+        library: Library,
+        root_id: int,
+        folders: list[str],
+        events: JobEvents,
+        progress: Progress,
+        stop: asyncio.Event | None = None,
+    ) -> ScanSummary:
+        """A targeted scan of some folders of one root (what a file watcher saw change).
+
+        Same rules as a full scan, restricted to those folders: moves between
+        them are recognised, vanished files are marked missing, the root guard holds.
+        """
+        started = time.perf_counter()
+        root = next((str(r.path) for r in library.roots if r.id == root_id), None)
+        if root is None:
+            raise RootUnavailable(f"root {root_id} is not a folder of library {library.name}")
+        folders = _outermost(folders)
+        progress.enter("discovery", 0)
+        walks = await asyncio.to_thread(lambda: [walk_root(root_id, root, f) for f in folders])
+        if not os.path.isdir(root) or not os.listdir(root):
+            raise RootUnavailable(f"library root {root} is missing or empty; nothing was marked missing")
+        known = await load_known_under(self.pool, root_id, folders)
+        sidecars = {k: v for k, v in (await load_known_sidecars(self.pool, library.id)).items()
+                    if k[0] == root_id and any(_under(v.path, f) for f in folders)}
+        merged = RootWalk(root_id, root)
+        for w in walks:
+            merged.files.extend(w.files)
+            merged.sidecars.extend(w.sidecars)
+            merged.unreadable.extend(w.unreadable)
+            merged.problems.extend(w.problems)
+        planned = await self._plan_from([merged], known, sidecars, events, started)
+        tally = await self.process(library.id, planned.units, planned.roots, events, progress, stop)
+        return await self.finish(library, planned, tally, events, progress)
 
     async def _run_workers(
         self,
@@ -373,6 +439,35 @@ def _pack(units: list[Unit], chunk_size: int) -> list[list[Unit]]:
     return chunks
 
 
+def _restat(units: list[Unit], roots: dict[int, str]) -> list[Unit]:
+    """Take fresh stats of files that changed while being read, before reading them again."""
+    fresh: list[Unit] = []
+    for unit in units:
+        files = []
+        for disk, known in unit.files:
+            try:
+                st = os.stat(os.path.join(roots[disk.root_id], disk.path))
+            except OSError:
+                continue  # gone now: the next scan marks it missing
+            files.append((dataclasses.replace(disk, size=st.st_size, mtime_ns=st.st_mtime_ns, inode=st.st_ino), known))
+        if files:
+            fresh.append(dataclasses.replace(unit, files=files))
+    return fresh
+
+
+def _under(path: str, folder: str) -> bool:
+    return not folder or path == folder or path.startswith(folder + "/")
+
+
+def _outermost(folders: list[str]) -> list[str]:
+    """Drop folders inside other listed folders: each file is walked once."""
+    chosen: list[str] = []
+    for folder in sorted({f.strip("/") for f in folders}, key=len):
+        if not any(_under(folder, c) for c in chosen):
+            chosen.append(folder)
+    return chosen
+
+
 def _walk_all(library: Library) -> list[RootWalk]:
     return [walk_root(root.id, str(root.path)) for root in library.roots]
 
@@ -393,4 +488,4 @@ def _guard_roots(walks: Sequence[RootWalk], known: dict[tuple[int, str], KnownFi
 
 
 def _unchanged_books(plan: ScanPlan) -> int:
-    return len({k.book_id for k in plan.unchanged})
+    return len({k.book_id for k in plan.unchanged} | {k.book_id for _, k in plan.moved})
