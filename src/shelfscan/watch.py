@@ -81,7 +81,8 @@ class LibraryWatcher:
 
     async def _roots(self) -> dict[str, tuple[int, int]]:
         rows = await self.pool.fetch("SELECT id, library_id, path FROM shelfscan.library_paths ORDER BY id")
-        return {r["path"]: (r["library_id"], r["id"]) for r in rows if os.path.isdir(r["path"])}
+        present = await asyncio.to_thread(lambda: {r["path"] for r in rows if os.path.isdir(r["path"])})
+        return {r["path"]: (r["library_id"], r["id"]) for r in rows if r["path"] in present}
 
     async def run(self, stopping: asyncio.Event) -> None:
         tasks = [asyncio.create_task(self._watch_loop(stopping), name="watch")]
@@ -135,7 +136,7 @@ class LibraryWatcher:
                 continue
             for root in roots:
                 if path == root or path.startswith(root.rstrip("/") + "/"):
-                    by_root[root].add(os.path.relpath(path, root) if path != root else "")
+                    by_root[root].add(path[len(root.rstrip("/")) + 1 :] if path != root else "")
                     break
         for root, rels in by_root.items():
             library_id, root_id = roots[root]

@@ -12,9 +12,9 @@ from typing import Any
 import asyncpg
 
 from shelfscan.catalogue.libraries import Library, Root
+from shelfscan.catalogue.pathcodec import from_json, to_json
 from shelfscan.jobs.events import JobEvents
 from shelfscan.jobs.queue import Job, JobQueue
-from shelfscan.catalogue.pathcodec import from_json, to_json
 from shelfscan.scan.grouping import Unit, book_folder
 from shelfscan.scan.pipeline import ScanCancelled, Scanner, Tally
 from shelfscan.scan.progress import Progress

@@ -289,9 +289,7 @@ class Scanner:
             raise RootUnavailable(f"root {root_id} is not a folder of library {library.name}")
         folders = _outermost(folders)
         progress.enter("discovery", 0)
-        walks = await asyncio.to_thread(lambda: [walk_root(root_id, root, f) for f in folders])
-        if not os.path.isdir(root) or not os.listdir(root):
-            raise RootUnavailable(f"library root {root} is missing or empty; nothing was marked missing")
+        walks = await asyncio.to_thread(_walk_folders, root_id, root, folders)
         known = await load_known_under(self.pool, root_id, folders)
         sidecars = {k: v for k, v in (await load_known_sidecars(self.pool, library.id)).items()
                     if k[0] == root_id and any(_under(v.path, f) for f in folders)}
@@ -453,6 +451,12 @@ def _restat(units: list[Unit], roots: dict[int, str]) -> list[Unit]:
         if files:
             fresh.append(dataclasses.replace(unit, files=files))
     return fresh
+
+
+def _walk_folders(root_id: int, root: str, folders: list[str]) -> list[RootWalk]:
+    if not os.path.isdir(root) or not os.listdir(root):
+        raise RootUnavailable(f"library root {root} is missing or empty; nothing was marked missing")
+    return [walk_root(root_id, root, f) for f in folders]
 
 
 def _under(path: str, folder: str) -> bool:
