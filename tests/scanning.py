@@ -36,13 +36,16 @@ async def scan(pool: asyncpg.Pool, tmp_path: Path) -> AsyncIterator[ScanFn]:
         executor: str = "thread",
         workers: int = 4,
         chunk_size: int = 7,
+        settle_s: float = 0.0,
     ) -> ScanSummary:
+        # Tests write files and scan at once: no settle time unless a test asks for one.
         settings = settings_for(
             tmp_path,
             parse_executor=executor,
             parse_processes=2,
             workers=workers,
             chunk_size=chunk_size,
+            settle_s=settle_s,
         )
         lib = await ensure_library(pool, library, [root])
         ex = make_executor(settings)

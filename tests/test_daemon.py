@@ -210,6 +210,7 @@ def _serve(db_url: str, tmp_path: Path, name: str, **env: str) -> subprocess.Pop
         "SHELFSCAN_DATA_DIR": str(tmp_path / f"data-{name}"),
         "SHELFSCAN_LOG_FORMAT": "json",
         "SHELFSCAN_PARSE_EXECUTOR": "thread",
+        "SHELFSCAN_SETTLE_SECONDS": "0",
         **env,
     }
     log = open(tmp_path / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
@@ -334,7 +335,12 @@ async def test_healthz_and_metrics_answer(pool: asyncpg.Pool, db_url: str, tmp_p
     small_library(tmp_path / "lib", 4)
     library = await ensure_library(pool, "lib", [tmp_path / "lib"])
     port = _free_port()
-    env = {**os.environ, "DATABASE_URL": db_url, "SHELFSCAN_DATA_DIR": str(tmp_path / "data")}
+    env = {
+        **os.environ,
+        "DATABASE_URL": db_url,
+        "SHELFSCAN_DATA_DIR": str(tmp_path / "data"),
+        "SHELFSCAN_SETTLE_SECONDS": "0",
+    }
     proc = subprocess.Popen(
         [sys.executable, "-m", "shelfscan", "serve", "--http", f"127.0.0.1:{port}"],
         env=env,

@@ -337,3 +337,23 @@ def test_files_under_a_folder_that_cannot_be_listed_are_not_marked_missing() -> 
     plan = diff([walk], known)
     assert [k.path for k in plan.missing] == ["gone/c.epub"]
     assert [k.path for k in plan.unchanged] == ["open/a.epub"]
+
+
+async def test_files_still_being_written_wait_for_a_later_pass(
+    pool: asyncpg.Pool, scan: ScanFn, tmp_path: Path
+) -> None:
+    lib = tmp_path / "lib"
+    _epub(lib / "old" / "settled.epub", "Settled")
+    os.utime(lib / "old" / "settled.epub", ns=(1, 1_600_000_000_000_000_000))
+    _epub(lib / "new" / "copying.epub", "Copying")  # mtime: just now
+    summary = await scan(lib, settle_s=30)
+    assert (summary.books_added, summary.files_deferred) == (1, 1)
+    assert summary.deferred_folders == (
+        ((await pool.fetchval("SELECT id FROM shelfscan.library_paths")), "new"),
+    )
+    assert sorted(await _ids(pool)) == ["Settled"]
+    os.utime(
+        lib / "new" / "copying.epub", ns=(1, 1_600_000_000_000_000_000)
+    )  # the copy finished long ago
+    summary = await scan(lib, settle_s=30)
+    assert (summary.books_added, summary.files_deferred) == (1, 0)

@@ -60,7 +60,11 @@ def scanner_for(
     pool: asyncpg.Pool, settings: Settings, executor: ParseExecutor, workers: int | None
 ) -> Scanner:
     settings.covers_dir.mkdir(parents=True, exist_ok=True)
-    options = ScanOptions(workers=workers or settings.workers, chunk_size=settings.chunk_size)
+    options = ScanOptions(
+        workers=workers or settings.workers,
+        chunk_size=settings.chunk_size,
+        settle_s=settings.settle_s,
+    )
     return Scanner(pool, executor, options)
 
 

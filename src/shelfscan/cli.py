@@ -55,7 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--poll-only", action="store_true", help="do not LISTEN; poll the jobs table only"
     )
-    serve.add_argument("--watch", action="store_true", help="watch library folders and scan what changes")
+    serve.add_argument(
+        "--watch", action="store_true", help="watch library folders and scan what changes"
+    )
 
     purge = sub.add_parser("purge", help="delete files missing for longer than a grace period")
     purge.add_argument("--older-than", required=True, metavar="AGE", help="e.g. 30d, 12h, 90m")
@@ -145,7 +147,9 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         if args.command == "serve":
             from shelfscan.daemon import serve
 
-            return asyncio.run(serve(url, settings, args.http, args.concurrency, args.poll_only, args.watch))
+            return asyncio.run(
+                serve(url, settings, args.http, args.concurrency, args.poll_only, args.watch)
+            )
         if args.command == "purge":
             return asyncio.run(_purge(url, parse_age(args.older_than), args.library))
         if args.command == "jobs":
@@ -216,7 +220,9 @@ def parse_age(text: str) -> float:
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
     value, unit = text[:-1], text[-1:].lower()
     if unit not in units or not value.replace(".", "", 1).isdigit():
-        raise CliError(f"--older-than wants a number and a unit (s, m, h, d, w), e.g. 30d, not {text!r}")
+        raise CliError(
+            f"--older-than wants a number and a unit (s, m, h, d, w), e.g. 30d, not {text!r}"
+        )
     return float(value) * units[unit]
 
 

@@ -43,6 +43,7 @@ class Settings:
     watch_poll_interval_s: float
     full_scan_hours: float
     purge_after_days: float
+    settle_s: float
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -91,6 +92,7 @@ class Settings:
             watch_poll_interval_s=_float(env, "SHELFSCAN_WATCH_POLL_INTERVAL", 30.0, 0.1, 86400.0),
             full_scan_hours=_float(env, "SHELFSCAN_FULL_SCAN_HOURS", 24.0, 0.0, 8760.0),
             purge_after_days=_float(env, "SHELFSCAN_PURGE_AFTER_DAYS", 0.0, 0.0, 36500.0),
+            settle_s=_float(env, "SHELFSCAN_SETTLE_SECONDS", 2.0, 0.0, 3600.0),
         )
 
 

@@ -26,7 +26,20 @@ from shelfscan.jobs.queue import JobQueue
 
 WatchMode = Literal["auto", "events", "polling"]
 NETWORK_FILESYSTEMS = frozenset(
-    {"nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "fuse.sshfs", "fuse.rclone", "davfs", "afs", "ceph", "glusterfs"}
+    {
+        "nfs",
+        "nfs4",
+        "cifs",
+        "smb3",
+        "smbfs",
+        "9p",
+        "fuse.sshfs",
+        "fuse.rclone",
+        "davfs",
+        "afs",
+        "ceph",
+        "glusterfs",
+    }
 )
 
 
@@ -50,7 +63,9 @@ def filesystem_type(path: str) -> str | None:
     best: tuple[str, str | None] = ("", None)
     for mount_point, fstype in mounts:
         mount_point = mount_point.replace("\\040", " ")
-        if (real == mount_point or real.startswith(mount_point.rstrip("/") + "/")) and len(mount_point) > len(best[0]):
+        if (real == mount_point or real.startswith(mount_point.rstrip("/") + "/")) and len(
+            mount_point
+        ) > len(best[0]):
             best = (mount_point, fstype)
     return best[1]
 
@@ -80,8 +95,12 @@ class LibraryWatcher:
         self.watching: dict[str, tuple[int, int]] = {}
 
     async def _roots(self) -> dict[str, tuple[int, int]]:
-        rows = await self.pool.fetch("SELECT id, library_id, path FROM shelfscan.library_paths ORDER BY id")
-        present = await asyncio.to_thread(lambda: {r["path"] for r in rows if os.path.isdir(r["path"])})
+        rows = await self.pool.fetch(
+            "SELECT id, library_id, path FROM shelfscan.library_paths ORDER BY id"
+        )
+        present = await asyncio.to_thread(
+            lambda: {r["path"] for r in rows if os.path.isdir(r["path"])}
+        )
         return {r["path"]: (r["library_id"], r["id"]) for r in rows if r["path"] in present}
 
     async def run(self, stopping: asyncio.Event) -> None:
@@ -140,7 +159,11 @@ class LibraryWatcher:
                     break
         for root, rels in by_root.items():
             library_id, root_id = roots[root]
-            payload = {"library_id": library_id, "root_id": root_id, "paths": [to_json(p) for p in sorted(rels)]}
+            payload = {
+                "library_id": library_id,
+                "root_id": root_id,
+                "paths": [to_json(p) for p in sorted(rels)],
+            }
             job_id = await self.queue.enqueue("scan_path", payload, priority=2)
             self.enqueued += 1
             self.log.info("watch_changes", job_id=job_id, root=root, paths=len(rels))

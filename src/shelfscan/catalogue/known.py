@@ -24,19 +24,31 @@ class KnownFile:
     fingerprint: str | None = None
 
 
-_KNOWN_COLUMNS = "id, book_id, root_id, path, path_raw, size, mtime_ns, inode, status, device, fingerprint"
+_KNOWN_COLUMNS = (
+    "id, book_id, root_id, path, path_raw, size, mtime_ns, inode, status, device, fingerprint"
+)
 
 
 def _known(r: asyncpg.Record) -> KnownFile:
     return KnownFile(
-        r["id"], r["book_id"], r["root_id"], from_db(r["path"], r["path_raw"]), r["size"], r["mtime_ns"],
-        r["inode"], r["status"], r["device"], r["fingerprint"],
+        r["id"],
+        r["book_id"],
+        r["root_id"],
+        from_db(r["path"], r["path_raw"]),
+        r["size"],
+        r["mtime_ns"],
+        r["inode"],
+        r["status"],
+        r["device"],
+        r["fingerprint"],
     )
 
 
 async def load_known_files(pool: asyncpg.Pool, library_id: int) -> dict[tuple[int, str], KnownFile]:
     """One bulk read: the diff must not cost a round trip per file."""
-    rows = await pool.fetch(f"SELECT {_KNOWN_COLUMNS} FROM shelfscan.files WHERE library_id = $1", library_id)
+    rows = await pool.fetch(
+        f"SELECT {_KNOWN_COLUMNS} FROM shelfscan.files WHERE library_id = $1", library_id
+    )
     return {(k.root_id, k.path): k for k in map(_known, rows)}
 
 
@@ -126,7 +138,9 @@ async def load_known_under(
 ) -> dict[tuple[int, str], KnownFile]:
     """The catalogue's files below some folders of a root (a targeted scan)."""
     if "" in folders:
-        rows = await pool.fetch(f"SELECT {_KNOWN_COLUMNS} FROM shelfscan.files WHERE root_id = $1", root_id)
+        rows = await pool.fetch(
+            f"SELECT {_KNOWN_COLUMNS} FROM shelfscan.files WHERE root_id = $1", root_id
+        )
     else:
         prefixes = [to_db(f)[0].rstrip("/") + "/" for f in folders]
         rows = await pool.fetch(
@@ -134,7 +148,10 @@ async def load_known_under(
                 WHERE root_id = $1 AND (path = ANY($2::text[]) OR path LIKE ANY($3::text[]))""",
             root_id,
             [p.rstrip("/") for p in prefixes],
-            [p.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%" for p in prefixes],
+            [
+                p.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+                for p in prefixes
+            ],
         )
     return {(k.root_id, k.path): k for k in map(_known, rows)}
 
@@ -185,7 +202,9 @@ async def apply_moves(pool: asyncpg.Pool, moves: Sequence[Move]) -> int:
     return len(moves)
 
 
-async def purge_missing(pool: asyncpg.Pool, older_than_s: float, library_id: int | None = None) -> tuple[int, int]:
+async def purge_missing(
+    pool: asyncpg.Pool, older_than_s: float, library_id: int | None = None
+) -> tuple[int, int]:
     """The explicit clean-up step: files missing for longer than the grace period, then empty books."""
     async with pool.acquire() as conn, conn.transaction():
         gone = await conn.fetch(

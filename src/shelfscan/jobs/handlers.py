@@ -16,7 +16,7 @@ from shelfscan.catalogue.pathcodec import from_json, to_json
 from shelfscan.jobs.events import JobEvents
 from shelfscan.jobs.queue import Job, JobQueue
 from shelfscan.scan.grouping import Unit, book_folder
-from shelfscan.scan.pipeline import ScanCancelled, Scanner, Tally
+from shelfscan.scan.pipeline import ScanCancelled, Scanner, ScanSummary, Tally
 from shelfscan.scan.progress import Progress
 
 
@@ -109,7 +109,25 @@ class ScanHandlers:
                 library.id, planned.units, planned.roots, ctx.events, ctx.progress, ctx.stop
             )
         summary = await self.scanner.finish(library, planned, tally, ctx.events, ctx.progress)
+        await self._follow_up(library.id, summary)
         return summary.as_dict()
+
+    async def _follow_up(self, library_id: int, summary: ScanSummary) -> None:
+        """Files still being written when we looked get a targeted scan once they settle."""
+        by_root: dict[int, list[str]] = {}
+        for root_id, folder in summary.deferred_folders:
+            by_root.setdefault(root_id, []).append(folder)
+        for root_id, folders in by_root.items():
+            await self.queue.enqueue(
+                "scan_path",
+                {
+                    "library_id": library_id,
+                    "root_id": root_id,
+                    "paths": [to_json(f) for f in folders],
+                },
+                priority=2,
+                delay_s=self.scanner.options.settle_s + 1.0,
+            )
 
     async def scan_path(self, ctx: JobContext) -> dict[str, Any]:
         payload = ctx.job.payload
@@ -120,8 +138,13 @@ class ScanHandlers:
         root_id = payload.get("root_id")
         if root_id in roots and isinstance(payload.get("paths"), list):
             # A watcher's targeted scan: the folders around what changed.
-            folders = await asyncio.to_thread(_folders_of, roots[root_id], [from_json(p) for p in payload["paths"]])
-            summary = await self.scanner.scan_folders(library, root_id, folders, ctx.events, ctx.progress, ctx.stop)
+            folders = await asyncio.to_thread(
+                _folders_of, roots[root_id], [from_json(p) for p in payload["paths"]]
+            )
+            summary = await self.scanner.scan_folders(
+                library, root_id, folders, ctx.events, ctx.progress, ctx.stop
+            )
+            await self._follow_up(library.id, summary)
             return summary.as_dict()
         files = payload.get("files")
         if root_id not in roots or not isinstance(files, list):

@@ -89,12 +89,13 @@ class JobQueue:
         priority: int = 0,
         parent_id: int | None = None,
         max_attempts: int = 5,
+        delay_s: float = 0.0,
     ) -> int | None:
         """The new job's id, or None when an equal scan was already queued (dedupe)."""
         job_id: int | None = await self.pool.fetchval(
             """
-            INSERT INTO shelfscan.jobs (kind, payload, priority, parent_id, max_attempts)
-            VALUES ($1, $2, $3, $4, $5)
+            INSERT INTO shelfscan.jobs (kind, payload, priority, parent_id, max_attempts, run_at)
+            VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6))
             ON CONFLICT DO NOTHING RETURNING id
             """,
             kind,
@@ -102,6 +103,7 @@ class JobQueue:
             priority,
             parent_id,
             max_attempts,
+            delay_s,
         )
         return job_id
 

@@ -63,9 +63,13 @@ class ScanSummary:
     files_failed: int
     files_deferred: int
     elapsed_s: float
+    # (root id, folder) of books left for later because a file was still being written.
+    deferred_folders: tuple[tuple[int, str], ...] = field(default=(), repr=False)
 
     def as_dict(self) -> dict[str, int | float]:
-        return asdict(self)
+        out = asdict(self)
+        out.pop("deferred_folders")
+        return out
 
 
 @dataclass(slots=True)
@@ -88,6 +92,7 @@ class PlannedScan:
     plan: ScanPlan
     roots: dict[int, str]
     units: list[Unit]
+    settling: list[Unit]
     files_seen: int
     restored: int
     started: float
@@ -97,6 +102,7 @@ class PlannedScan:
 class ScanOptions:
     workers: int = 4
     chunk_size: int = 50
+    settle_s: float = 0.0  # files modified more recently than this are left for a later pass
 
 
 class Scanner:
@@ -162,10 +168,21 @@ class Scanner:
                 events.info("file_moved", path=d.path, previous_path=k.path)
                 known.pop((k.root_id, k.path), None)
                 known[(d.root_id, d.path)] = dataclasses.replace(
-                    k, root_id=d.root_id, path=d.path, size=d.size, mtime_ns=d.mtime_ns, inode=d.inode
+                    k,
+                    root_id=d.root_id,
+                    path=d.path,
+                    size=d.size,
+                    mtime_ns=d.mtime_ns,
+                    inode=d.inode,
                 )
-        touched = {(d.root_id, d.path) for d in plan.new} | {(d.root_id, d.path) for d, _ in plan.changed}
+        touched = {(d.root_id, d.path) for d in plan.new} | {
+            (d.root_id, d.path) for d, _ in plan.changed
+        }
         units = plan_units(walks, known, touched, plan.refresh_folders)
+        units, settling = _split_settling(units, self.options.settle_s)
+        for unit in settling:
+            for disk, _ in unit.files:
+                events.info("file_settling", path=disk.path, settle_s=self.options.settle_s)
         files_seen = sum(len(w.files) for w in walks)
         events.info(
             "scan_planned",
@@ -183,6 +200,7 @@ class Scanner:
             plan=plan,
             roots=roots,
             units=units,
+            settling=settling,
             files_seen=files_seen,
             restored=restored,
             started=started,
@@ -243,8 +261,9 @@ class Scanner:
             books_restored=planned.restored,
             files_seen=planned.files_seen,
             files_failed=tally.failed,
-            files_deferred=tally.deferred,
+            files_deferred=tally.deferred + sum(u.size for u in planned.settling),
             elapsed_s=round(time.perf_counter() - planned.started, 3),
+            deferred_folders=tuple(sorted({(u.root_id, u.folder) for u in planned.settling})),
         )
 
     async def scan_files(
@@ -291,8 +310,11 @@ class Scanner:
         progress.enter("discovery", 0)
         walks = await asyncio.to_thread(_walk_folders, root_id, root, folders)
         known = await load_known_under(self.pool, root_id, folders)
-        sidecars = {k: v for k, v in (await load_known_sidecars(self.pool, library.id)).items()
-                    if k[0] == root_id and any(_under(v.path, f) for f in folders)}
+        sidecars = {
+            k: v
+            for k, v in (await load_known_sidecars(self.pool, library.id)).items()
+            if k[0] == root_id and any(_under(v.path, f) for f in folders)
+        }
         merged = RootWalk(root_id, root)
         for w in walks:
             merged.files.extend(w.files)
@@ -447,15 +469,36 @@ def _restat(units: list[Unit], roots: dict[int, str]) -> list[Unit]:
                 st = os.stat(os.path.join(roots[disk.root_id], disk.path))
             except OSError:
                 continue  # gone now: the next scan marks it missing
-            files.append((dataclasses.replace(disk, size=st.st_size, mtime_ns=st.st_mtime_ns, inode=st.st_ino), known))
+            files.append(
+                (
+                    dataclasses.replace(
+                        disk, size=st.st_size, mtime_ns=st.st_mtime_ns, inode=st.st_ino
+                    ),
+                    known,
+                )
+            )
         if files:
             fresh.append(dataclasses.replace(unit, files=files))
     return fresh
 
 
+def _split_settling(units: list[Unit], settle_s: float) -> tuple[list[Unit], list[Unit]]:
+    """Units with a file modified within `settle_s` (likely still being copied) wait for later."""
+    if settle_s <= 0:
+        return units, []
+    cutoff = time.time_ns() - int(settle_s * 1e9)
+    ready: list[Unit] = []
+    settling: list[Unit] = []
+    for unit in units:
+        (settling if any(d.mtime_ns > cutoff for d, _ in unit.files) else ready).append(unit)
+    return ready, settling
+
+
 def _walk_folders(root_id: int, root: str, folders: list[str]) -> list[RootWalk]:
     if not os.path.isdir(root) or not os.listdir(root):
-        raise RootUnavailable(f"library root {root} is missing or empty; nothing was marked missing")
+        raise RootUnavailable(
+            f"library root {root} is missing or empty; nothing was marked missing"
+        )
     return [walk_root(root_id, root, f) for f in folders]
 
 
