@@ -15,6 +15,9 @@ from shelfscan.db.connect import redact_url
 class _StderrLogger:
     """Writes to whatever `sys.stderr` is now, so a live progress bar can wrap it."""
 
+    def __init__(self, name: str = "shelfscan") -> None:
+        self.name = name
+
     def msg(self, message: str) -> None:
         stream: TextIO = sys.stderr
         stream.write(message + "\n")
@@ -23,8 +26,13 @@ class _StderrLogger:
     log = debug = info = warning = warn = error = critical = exception = fatal = msg
 
 
-def _logger_factory(*_args: Any) -> _StderrLogger:
-    return _StderrLogger()
+def _logger_factory(*args: Any) -> _StderrLogger:
+    return _StderrLogger(str(args[0]) if args else "shelfscan")
+
+
+def add_logger_name(logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    event.setdefault("logger", getattr(logger, "name", "shelfscan"))
+    return event
 
 
 def redact_secrets(
@@ -44,10 +52,14 @@ def configure_logging(fmt: str = "auto", level: str = "info") -> None:
         if use_json
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
+    # Libraries that log through the standard library (pypdf's warnings about sloppy
+    # files) must not flood the log: their per-file problems are reported by the scan.
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
+            add_logger_name,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             redact_secrets,
             structlog.processors.dict_tracebacks

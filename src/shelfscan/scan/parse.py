@@ -9,6 +9,7 @@ boundary; only their hash and header facts travel back.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -75,6 +76,9 @@ class UnitOutcome:
 
 
 def parse_units(units: list[UnitTask], covers_dir: str) -> list[UnitOutcome]:
+    # Worker processes do not inherit the parent's logging set-up; pypdf warns about every
+    # sloppy PDF, which the scan already reports as it sees fit.
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
     folder = Path(covers_dir)
     return [
         UnitOutcome(
