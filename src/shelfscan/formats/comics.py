@@ -17,7 +17,6 @@ import zipfile
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from lxml import etree
@@ -32,7 +31,7 @@ from shelfscan.formats.records import (
     ParseError,
     SeriesEntry,
 )
-from shelfscan.formats.text import clean, normalise_date, strip_html
+from shelfscan.formats.text import clean, normalise_date, series_number, strip_html
 from shelfscan.formats.xmlsafe import UnsafeXMLError, parse_xml
 
 if TYPE_CHECKING:
@@ -549,7 +548,7 @@ def _read_comicinfo(root: etree._Element) -> _ComicInfo:
     out.title = clean(fields.get("title"))
     series_name = clean(fields.get("series"))
     raw_number = clean(fields.get("number"))
-    number = _decimal(raw_number)
+    number = series_number(raw_number)
     if raw_number is not None and number is None:
         extra["number"] = raw_number  # "1a", "½": not a number, but worth keeping
     if series_name:
@@ -613,21 +612,6 @@ def _int(value: str | None) -> int | None:
     if not text or len(text) > 12 or not text.lstrip("-").isdigit():
         return None
     return int(text)
-
-
-def _decimal(value: str | None) -> Decimal | None:
-    if value is None:
-        return None
-    text = value.strip().replace(",", ".")
-    if not text or len(text) > 32:
-        return None
-    try:
-        number = Decimal(text)
-    except InvalidOperation:
-        return None
-    if not number.is_finite() or abs(number) >= 1_000_000:
-        return None
-    return number
 
 
 def _date(year: str | None, month: str | None, day: str | None) -> str | None:

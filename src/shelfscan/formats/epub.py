@@ -16,7 +16,7 @@ import struct
 import zipfile
 import zlib
 from collections.abc import Iterable
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from types import MappingProxyType
 from urllib.parse import unquote
 
@@ -33,7 +33,7 @@ from shelfscan.formats.records import (
     ParseError,
     SeriesEntry,
 )
-from shelfscan.formats.text import clean, normalise_date, strip_html
+from shelfscan.formats.text import clean, normalise_date, series_number, strip_html
 from shelfscan.formats.xmlsafe import UnsafeXMLError, parse_xml
 
 __all__ = ["MAX_CHAPTERS", "MAX_COVER_BYTES", "MAX_XML_BYTES", "metadata_from_opf", "parse_epub"]
@@ -237,21 +237,6 @@ def _attr(el: etree._Element, name: str) -> str | None:
     if value is None:
         value = el.get(name)
     return value
-
-
-def _decimal(value: str | None) -> Decimal | None:
-    if value is None:
-        return None
-    text = value.strip().replace(",", ".")
-    if not text:
-        return None
-    try:
-        number = Decimal(text)
-    except InvalidOperation:
-        return None
-    if not number.is_finite() or abs(number) >= 1_000_000:
-        return None
-    return number
 
 
 def _small_int(value: str) -> int | None:
@@ -551,9 +536,9 @@ def _series(
             kinds = {value.lower() for prop, value, _ in refs if prop == "collection-type"}
             if "series" not in kinds:
                 continue  # a "set" or untyped collection is a reading list, not a series
-            number = _decimal(next((v for p, v, _ in refs if p == "group-position"), None))
+            number = series_number(next((v for p, v, _ in refs if p == "group-position"), None))
         else:
-            number = _decimal(raw_index)
+            number = series_number(raw_index)
         found.append(SeriesEntry(name=name, number=number))
     return _dedupe_series(found)
 

@@ -17,7 +17,6 @@ import os
 import re
 import zipfile
 import zlib
-from decimal import Decimal, InvalidOperation
 
 from lxml import etree
 
@@ -31,7 +30,7 @@ from shelfscan.formats.records import (
     ParseError,
     SeriesEntry,
 )
-from shelfscan.formats.text import clean, normalise_date
+from shelfscan.formats.text import clean, normalise_date, series_number
 from shelfscan.formats.xmlsafe import UnsafeXMLError, parse_xml
 
 __all__ = ["MAX_COVER_BYTES", "MAX_FB2_BYTES", "parse_fb2"]
@@ -259,21 +258,8 @@ def _series(title_info: etree._Element) -> tuple[SeriesEntry, ...]:
     for el in title_info.iter("{*}sequence", "sequence"):
         name = clean(el.get("name"))
         if name and name.casefold() not in found:
-            found[name.casefold()] = SeriesEntry(name=name, number=_decimal(el.get("number")))
+            found[name.casefold()] = SeriesEntry(name=name, number=series_number(el.get("number")))
     return tuple(found.values())
-
-
-def _decimal(value: str | None) -> Decimal | None:
-    text = (value or "").strip().replace(",", ".")
-    if not text or len(text) > 32:
-        return None
-    try:
-        number = Decimal(text)
-    except InvalidOperation:
-        return None
-    if not number.is_finite() or abs(number) >= 1_000_000:
-        return None
-    return number
 
 
 def _annotation(el: etree._Element | None) -> str | None:

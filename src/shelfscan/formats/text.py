@@ -9,6 +9,7 @@ from __future__ import annotations
 import calendar
 import html
 import re
+from decimal import Decimal, InvalidOperation
 from html.parser import HTMLParser
 
 __all__ = ["clean", "normalise_date", "strip_html"]
@@ -165,3 +166,17 @@ def normalise_date(s: str | None) -> str | None:
         if 1000 <= year <= _MAX_YEAR:
             return f"{year:04d}"
     return None
+
+
+def series_number(value: str | None) -> Decimal | None:
+    """A series position as written ("3", "3.5", "2,5"); None for anything absurd or not a number."""
+    text = (value or "").strip().replace(",", ".")
+    if not text or len(text) > 32:
+        return None
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        return None
+    if not number.is_finite() or abs(number) >= 1_000_000:
+        return None
+    return number
