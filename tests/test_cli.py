@@ -123,3 +123,31 @@ def test_library_and_jobs_commands(db_url: str, tmp_path: Path) -> None:
     assert _run(["library", "remove", "Main"], db_url, tmp_path).returncode == 0
     assert _run(["library", "list", "--json"], db_url, tmp_path).stdout == ""
     assert _run(["library", "remove", "Main"], db_url, tmp_path).returncode == 1
+
+
+def test_scan_refuses_while_a_daemon_scans_the_same_library(db_url: str, tmp_path: Path) -> None:
+    import asyncio
+
+    import asyncpg
+
+    (tmp_path / "books").mkdir()
+    assert _run(["library", "add", "Busy", str(tmp_path / "books")], db_url, tmp_path).returncode == 0
+
+    async def occupy() -> int:
+        conn = await asyncpg.connect(db_url)
+        try:
+            job_id: int = await conn.fetchval(
+                "INSERT INTO shelfscan.jobs (kind, payload, state, owner) "
+                "SELECT 'scan_library', jsonb_build_object('library_id', id), 'running', 'other-daemon' "
+                "FROM shelfscan.libraries WHERE name = 'Busy' RETURNING id"
+            )
+            return job_id
+        finally:
+            await conn.close()
+
+    job_id = asyncio.run(occupy())
+    result = _run(["scan", str(tmp_path / "books"), "--library", "Busy"], db_url, tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"shelfscan: a scan of this library is already running (job {job_id})"
+    )

@@ -19,6 +19,7 @@ from shelfscan.config import ConfigError, Settings
 from shelfscan.db.connect import DatabaseUnavailable, database_url, open_pool, redact_url
 from shelfscan.db.embedded import EmbeddedDatabaseError
 from shelfscan.db.migrate import migrate
+from shelfscan.jobs.store import ScanAlreadyRunning
 from shelfscan.logs import configure_logging
 from shelfscan.scan.pipeline import RootUnavailable, ScanSummary
 from shelfscan.scan.progress import RichProgressView
@@ -117,6 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         DatabaseUnavailable,
         EmbeddedDatabaseError,
         RootUnavailable,
+        ScanAlreadyRunning,
     ) as exc:
         print(f"shelfscan: {redact_url(str(exc))}", file=sys.stderr)
         return 1

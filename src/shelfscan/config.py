@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,30 @@ LogFormat = Literal["auto", "json", "console"]
 
 class ConfigError(ValueError):
     """A setting has a value shelfscan cannot use; the message names it."""
+
+
+_PASSWORD_IN_URL = re.compile(r"(://[^:/@]*:)([^@]*)(@)")
+
+
+def redact_url(url: str) -> str:
+    """Hide the password of a URL before it reaches a log line or an error."""
+    return _PASSWORD_IN_URL.sub(r"\1***\3", url)
+
+
+def _database_url(raw: str | None) -> str | None:
+    if not raw:
+        return None
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(raw)
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ConfigError(f"DATABASE_URL must be a postgresql:// URL, not {redact_url(raw)!r}")
+    if "," not in parts.netloc:  # several hosts: asyncpg checks each
+        try:
+            _ = parts.port  # raises on a port that is not a number
+        except ValueError:
+            raise ConfigError(f"DATABASE_URL has a bad port: {redact_url(raw)!r}") from None
+    return raw
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +94,7 @@ class Settings:
                 f"SHELFSCAN_LOG_LEVEL must be debug, info, warning or error, not {level!r}"
             )
         return cls(
-            database_url=env.get("DATABASE_URL") or None,
+            database_url=_database_url(env.get("DATABASE_URL")),
             data_dir=data_dir,
             covers_dir=Path(covers).expanduser() if covers else data_dir / "covers",
             workers=_int(env, "SHELFSCAN_WORKERS", 4, 1, 64),

@@ -30,7 +30,9 @@ def _logger_factory(*args: Any) -> _StderrLogger:
     return _StderrLogger(str(args[0]) if args else "shelfscan")
 
 
-def add_logger_name(logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+def add_logger_name(
+    logger: Any, _name: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
     event.setdefault("logger", getattr(logger, "name", "shelfscan"))
     return event
 
@@ -38,11 +40,20 @@ def add_logger_name(logger: Any, _name: str, event: MutableMapping[str, Any]) ->
 def redact_secrets(
     _logger: Any, _name: str, event: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    """A database URL's password never reaches a log line."""
+    """A database URL's password never reaches a log line, however deep it sits."""
     for key, value in event.items():
-        if isinstance(value, str) and "://" in value:
-            event[key] = redact_url(value)
+        event[key] = _redact(value)
     return event
+
+
+def _redact(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact_url(value) if "://" in value else value
+    if isinstance(value, dict):
+        return {k: _redact(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redact(v) for v in value]
+    return value
 
 
 def configure_logging(fmt: str = "auto", level: str = "info") -> None:
@@ -61,10 +72,14 @@ def configure_logging(fmt: str = "auto", level: str = "info") -> None:
             structlog.processors.add_log_level,
             add_logger_name,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            redact_secrets,
-            structlog.processors.dict_tracebacks
+            # Exceptions become fields (type, message, frames) without frame locals, which could
+            # hold a secret; redaction runs after, so exception messages are covered too.
+            structlog.processors.ExceptionRenderer(
+                structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+            )
             if use_json
             else structlog.processors.format_exc_info,
+            redact_secrets,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),

@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
 
-from shelfscan.config import Settings
+from shelfscan.config import Settings, redact_url
 from shelfscan.db.embedded import embedded_postgres
 
-_PASSWORD_IN_URL = re.compile(r"(://[^:/@]*:)([^@]*)(@)")
-
-
-def redact_url(url: str) -> str:
-    """Hide the password of a URL before it reaches a log line or an error."""
-    return _PASSWORD_IN_URL.sub(r"\1***\3", url)
+__all__ = ["DatabaseUnavailable", "connect", "database_url", "open_pool", "redact_url"]
 
 
 @contextlib.contextmanager
@@ -55,8 +49,9 @@ async def open_pool(
         pool = await asyncpg.create_pool(
             url, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=300
         )
-    except (OSError, asyncpg.PostgresError) as exc:
-        raise DatabaseUnavailable(f"cannot connect to {redact_url(url)}: {exc}") from None
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
+        reason = redact_url(str(exc))
+        raise DatabaseUnavailable(f"cannot connect to {redact_url(url)}: {reason}") from None
     try:
         yield pool
     finally:
@@ -67,8 +62,9 @@ async def connect(url: str) -> asyncpg.Connection:
     """A connection outside the pool (migrations' advisory lock, LISTEN)."""
     try:
         conn: asyncpg.Connection = await asyncpg.connect(url)
-    except (OSError, asyncpg.PostgresError) as exc:
-        raise DatabaseUnavailable(f"cannot connect to {redact_url(url)}: {exc}") from None
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
+        reason = redact_url(str(exc))
+        raise DatabaseUnavailable(f"cannot connect to {redact_url(url)}: {reason}") from None
     await _init_connection(conn)
     return conn
 

@@ -61,9 +61,12 @@ async def migrate(url: str) -> list[str]:
 async def _apply(
     conn: asyncpg.Connection, migrations: list[Migration], log: structlog.stdlib.BoundLogger
 ) -> list[str]:
+    # A schema pre-created by a DBA is enough: CREATE SCHEMA IF NOT EXISTS would still
+    # need the CREATE privilege on the database.
+    if await conn.fetchval("SELECT to_regnamespace('shelfscan')") is None:
+        await conn.execute("CREATE SCHEMA shelfscan")
     await conn.execute(
         """
-        CREATE SCHEMA IF NOT EXISTS shelfscan;
         CREATE TABLE IF NOT EXISTS shelfscan.schema_migrations (
             version    integer PRIMARY KEY,
             name       text NOT NULL,
