@@ -315,3 +315,51 @@ async def test_whole_corpus_matches_its_ground_truth(
     assert (
         book["field_sources"]["title"] == "sidecar" and book["field_sources"]["cover"] == "sidecar"
     )
+
+
+async def test_audiobookshelf_sidecars_name_the_book_and_its_narrator(
+    pool: asyncpg.Pool, scan: ScanFn, tmp_path: Path
+) -> None:
+    import json
+
+    folder = tmp_path / "lib" / "Some Author" / "Some Book"
+    _mp3(
+        folder / "01.mp3",
+        album="Tagged Album",
+        title="Part 1",
+        author="Tag Author",
+        track="1",
+        narrator="Tag Reader",
+    )
+    _mp3(
+        folder / "02.mp3",
+        album="Tagged Album",
+        title="Part 2",
+        author="Tag Author",
+        track="2",
+        narrator="Tag Reader",
+    )
+    (folder / "metadata.json").write_text(
+        json.dumps(
+            {
+                "title": "Sidecar Book",
+                "authors": ["Jane Writer"],
+                "series": ["Sidecar Cycle #4"],
+                "genres": ["Mystery"],
+                "publishedYear": "2019",
+                "asin": "B00TESTASN",
+            }
+        ),
+        "utf-8",
+    )
+    (folder / "reader.txt").write_text("Nora Narrator\n", "utf-8")
+    await scan(tmp_path / "lib")
+    (book,) = await export(pool)
+    assert book["title"] == "Sidecar Book"
+    assert [a["name"] for a in book["authors"]] == ["Jane Writer"]
+    assert book["series"] == [{"name": "Sidecar Cycle", "number": 4}]
+    assert book["genres"] == ["Mystery"]
+    assert book["release_date"] == "2019"
+    assert [f["narrators"] for f in book["files"]] == [["Nora Narrator"], ["Nora Narrator"]]
+    assert book["files"][0]["identifiers"].get("asin") == "B00TESTASN"
+    assert book["field_sources"]["narrators"] == "sidecar"

@@ -131,7 +131,9 @@ def test_scan_refuses_while_a_daemon_scans_the_same_library(db_url: str, tmp_pat
     import asyncpg
 
     (tmp_path / "books").mkdir()
-    assert _run(["library", "add", "Busy", str(tmp_path / "books")], db_url, tmp_path).returncode == 0
+    assert (
+        _run(["library", "add", "Busy", str(tmp_path / "books")], db_url, tmp_path).returncode == 0
+    )
 
     async def occupy() -> int:
         conn = await asyncpg.connect(db_url)
@@ -151,3 +153,22 @@ def test_scan_refuses_while_a_daemon_scans_the_same_library(db_url: str, tmp_pat
     assert result.stderr.strip().splitlines()[-1] == (
         f"shelfscan: a scan of this library is already running (job {job_id})"
     )
+
+
+def test_jobs_logs_prints_a_scans_events(db_url: str, tmp_path: Path) -> None:
+    (tmp_path / "books").mkdir()
+    (tmp_path / "books" / "broken.epub").write_text("not a zip")
+    os.utime(tmp_path / "books" / "broken.epub", ns=(1, 1_600_000_000_000_000_000))  # settled
+    scanned = _run(["scan", str(tmp_path / "books"), "--json"], db_url, tmp_path)
+    assert scanned.returncode == 0, scanned.stderr
+    (job,) = [
+        json.loads(line)
+        for line in _run(["jobs", "list", "--json"], db_url, tmp_path).stdout.splitlines()
+    ]
+    assert job["state"] == "succeeded"
+    for follow in ([], ["--follow"]):  # a finished job: --follow prints what there is and ends
+        logs = _run(["jobs", "logs", str(job["id"]), *follow], db_url, tmp_path)
+        events = [json.loads(line) for line in logs.stdout.splitlines()]
+        unreadable = [e for e in events if e["event"] == "file_unreadable"]
+        assert [(e["level"], e["path"]) for e in unreadable] == [("warning", "broken.epub")]
+        assert "scan_planned" in [e["event"] for e in events]

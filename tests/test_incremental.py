@@ -357,3 +357,29 @@ async def test_files_still_being_written_wait_for_a_later_pass(
     )  # the copy finished long ago
     summary = await scan(lib, settle_s=30)
     assert (summary.books_added, summary.files_deferred) == (1, 0)
+
+
+async def test_the_daemon_comes_back_for_files_that_were_still_being_written(
+    pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    from shelfscan.jobs.handlers import JobContext
+    from shelfscan.jobs.queue import Job
+
+    lib = tmp_path / "lib"
+    _epub(lib / "new" / "copying.epub", "Copying")  # mtime: just now
+    library = await ensure_library(pool, "lib", [lib])
+    executor = ParseExecutor("thread", 1, tmp_path / "covers")
+    try:
+        scanner = Scanner(pool, executor, ScanOptions(workers=1, chunk_size=5, settle_s=30))
+        queue = JobQueue(pool, "d", 30)
+        handlers = ScanHandlers(pool, scanner, queue, SplitPolicy())
+        job = Job(1, "scan_library", {"library_id": library.id}, library.id, 1, 5, None)
+        result = await handlers.scan_library(JobContext(job, JobEvents.for_job(1), Progress()))
+    finally:
+        executor.close()
+    assert (result["books_added"], result["files_deferred"]) == (0, 1)
+    follow_up = await pool.fetchrow(
+        "SELECT kind, payload, run_at > now() + interval '20 seconds' AS later FROM shelfscan.jobs"
+    )
+    assert follow_up["kind"] == "scan_path" and follow_up["later"]
+    assert follow_up["payload"]["paths"] == ["new"]

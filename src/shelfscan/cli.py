@@ -253,6 +253,11 @@ def _print_summary(summary: ScanSummary, *, as_json: bool, library: str) -> None
     print(
         f"{library}: {s.books_added} added, {s.books_updated} updated, {s.books_unchanged} unchanged, "
         f"{s.books_missing} missing, {s.files_failed} failed; {s.files_seen} files in {s.elapsed_s:.2f}s"
+        + (
+            f"; {s.files_deferred} still being written, left for the next scan"
+            if s.files_deferred
+            else ""
+        )
     )
 
 
