@@ -6,7 +6,7 @@ purpose and must not reuse the pipeline. The definition:
 * **One file at a time**, one process, one thread: a sorted `os.walk`, then for each
   `.epub` an `os.stat` and `shelfscan.formats.epub.parse_epub` - the same parser the
   pipeline runs, so the comparison isolates the pipeline and its write strategy.
-* **Covers stored** as the pipeline stores them (`shelfscan.covers.store_cover`).
+* **Covers stored** as the pipeline stores them (appended to a `shelfscan.covers.CoverPack`).
 * **A find-or-create round trip per name**: every person, series, genre, tag,
   publisher and cover is `SELECT id ... WHERE library_id = $1 AND name_key = $2`
   (covers: `WHERE sha256 = $1`), then `INSERT ... RETURNING id` when missing. No cache.
@@ -29,7 +29,7 @@ from typing import Any
 import asyncpg
 
 from shelfscan import names
-from shelfscan.covers import store_cover
+from shelfscan.covers import CoverPack
 from shelfscan.formats.epub import parse_epub
 from shelfscan.formats.records import Metadata, ParseError
 
@@ -55,7 +55,7 @@ class _Naive:
         self.conn = conn
         self.library_id = library_id
         self.root_id = root_id
-        self.covers = covers
+        self.covers = CoverPack(covers)
         self.result = NaiveResult()
 
     async def fetchval(self, sql: str, *args: object) -> Any:
@@ -98,20 +98,22 @@ class _Naive:
     async def cover_id(self, meta: Metadata) -> int | None:
         if meta.cover is None:
             return None
-        stored = store_cover(self.covers, meta.cover.data, meta.cover.mime)
+        stored = self.covers.store(meta.cover.data, meta.cover.mime)
         found = await self.fetchval(
             "SELECT id FROM shelfscan.covers WHERE sha256 = $1", stored.sha256
         )
         if found is not None:
             return int(found)
         new = await self.fetchval(
-            "INSERT INTO shelfscan.covers (sha256, mime, width, height, size) "
-            "VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            "INSERT INTO shelfscan.covers (sha256, mime, width, height, size, pack, pack_offset) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
             stored.sha256,
             stored.mime,
             stored.width,
             stored.height,
             stored.size,
+            stored.pack,
+            stored.offset,
         )
         return int(new)
 
@@ -261,8 +263,11 @@ async def naive_scan(url: str, root: Path, covers_dir: Path, library: str) -> Na
                 str(root),
             )
         scan = _Naive(conn, library_id, root_id, covers_dir)
-        for path, rel in _epubs(root):
-            await scan.add_file(path, rel)
+        try:
+            for path, rel in _epubs(root):
+                await scan.add_file(path, rel)
+        finally:
+            scan.covers.close()
         return scan.result
     finally:
         await conn.close()

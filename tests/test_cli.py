@@ -172,3 +172,24 @@ def test_jobs_logs_prints_a_scans_events(db_url: str, tmp_path: Path) -> None:
         unreadable = [e for e in events if e["event"] == "file_unreadable"]
         assert [(e["level"], e["path"]) for e in unreadable] == [("warning", "broken.epub")]
         assert "scan_planned" in [e["event"] for e in events]
+
+
+def test_cover_writes_the_image_back_out_of_its_pack(db_url: str, tmp_path: Path) -> None:
+    import hashlib
+
+    from shelfscan.testing.covers import cover_jpeg
+    from shelfscan.testing.epubs import CreatorSpec, EpubSpec, write_epub
+
+    image = cover_jpeg(3, (40, 60), 2_000)
+    book = tmp_path / "books" / "b.epub"
+    write_epub(book, EpubSpec(title="With Cover", creators=(CreatorSpec("A"),), cover=image))
+    os.utime(book, ns=(1, 1_600_000_000_000_000_000))
+    assert _run(["scan", str(tmp_path / "books")], db_url, tmp_path).returncode == 0
+    (doc,) = [json.loads(line) for line in _run(["export"], db_url, tmp_path).stdout.splitlines()]
+    sha = doc["cover"]["sha256"]
+    assert sha == hashlib.sha256(image).hexdigest()
+    out = tmp_path / "cover.jpg"
+    assert _run(["cover", sha, "-o", str(out)], db_url, tmp_path).returncode == 0
+    assert out.read_bytes() == image
+    missing = _run(["cover", "0" * 64], db_url, tmp_path)
+    assert missing.returncode == 1 and "no cover" in missing.stderr

@@ -10,6 +10,7 @@ import os
 import sys
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 from shelfscan.admin import AdminError
 from shelfscan.app import make_executor, resolve_roots, run_scan_job, scanner_for
@@ -59,6 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--watch", action="store_true", help="watch library folders and scan what changes"
     )
+
+    cover = sub.add_parser("cover", help="write a cover image (by sha256) to a file or stdout")
+    cover.add_argument("sha256")
+    cover.add_argument("-o", "--output", help="file to write (default: stdout)")
 
     purge = sub.add_parser("purge", help="delete files missing for longer than a grace period")
     purge.add_argument("--older-than", required=True, metavar="AGE", help="e.g. 30d, 12h, 90m")
@@ -152,6 +157,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             return asyncio.run(
                 serve(url, settings, args.http, args.concurrency, args.poll_only, args.watch)
             )
+        if args.command == "cover":
+            return asyncio.run(_cover(url, settings, args.sha256, args.output))
         if args.command == "purge":
             return asyncio.run(_purge(url, parse_age(args.older_than), args.library))
         if args.command == "jobs":
@@ -226,6 +233,26 @@ def parse_age(text: str) -> float:
             f"--older-than wants a number and a unit (s, m, h, d, w), e.g. 30d, not {text!r}"
         )
     return float(value) * units[unit]
+
+
+async def _cover(url: str, settings: Settings, sha256: str, output: str | None) -> int:
+    from shelfscan.covers import read_cover
+
+    await migrate(url)
+    async with open_pool(url, max_size=1) as pool:
+        row = await pool.fetchrow(
+            "SELECT pack, pack_offset, size FROM shelfscan.covers WHERE sha256 = $1", sha256.lower()
+        )
+    if row is None or row["pack"] is None:
+        raise CliError(f"no cover with sha256 {sha256}")
+    data = read_cover(settings.covers_dir, row["pack"], row["pack_offset"], row["size"])
+    target = sys.stdout.buffer if output is None else None
+    if target is None:
+        Path(str(output)).write_bytes(data)  # a one-shot command: nothing else runs on the loop
+    else:
+        target.write(data)
+        target.flush()
+    return 0
 
 
 async def _purge(url: str, older_than_s: float, library: str | None) -> int:

@@ -23,6 +23,8 @@ class CoverRow:
     width: int | None
     height: int | None
     size: int
+    pack: str | None = None  # where the bytes are: <covers dir>/packs/<pack> at `offset`
+    offset: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,26 +312,40 @@ async def _write_batch(conn: asyncpg.Connection, books: Sequence[BookRow]) -> li
 
 
 async def _upsert_covers(conn: asyncpg.Connection, covers: list[CoverRow]) -> dict[str, int]:
+    """One round trip: new covers are inserted, known ones (first copy wins) are looked up."""
     if not covers:
         return {}
     unique = list({c.sha256: c for c in covers}.values())
     shas = [c.sha256 for c in unique]
-    await conn.execute(
+    rows = await conn.fetch(
         """
-        INSERT INTO shelfscan.covers (sha256, mime, width, height, size)
-        SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::bigint[])
-        ON CONFLICT (sha256) DO NOTHING
+        WITH ins AS (
+            INSERT INTO shelfscan.covers (sha256, mime, width, height, size, pack, pack_offset)
+            SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::bigint[],
+                                 $6::text[], $7::bigint[])
+            ON CONFLICT (sha256) DO NOTHING
+            RETURNING id, sha256
+        )
+        SELECT id, sha256 FROM ins
+        UNION ALL
+        SELECT id, sha256 FROM shelfscan.covers WHERE sha256 = ANY($1::text[])
         """,
         shas,
         [c.mime for c in unique],
         [c.width for c in unique],
         [c.height for c in unique],
         [c.size for c in unique],
+        [c.pack for c in unique],
+        [c.offset for c in unique],
     )
-    rows = await conn.fetch(
-        "SELECT id, sha256 FROM shelfscan.covers WHERE sha256 = ANY($1::text[])", shas
-    )
-    return {r["sha256"]: r["id"] for r in rows}
+    found = {r["sha256"]: r["id"] for r in rows}
+    if len(found) < len(shas):
+        # Committed by another writer while this statement ran: visible to a new statement.
+        rows = await conn.fetch(
+            "SELECT id, sha256 FROM shelfscan.covers WHERE sha256 = ANY($1::text[])", shas
+        )
+        found = {r["sha256"]: r["id"] for r in rows}
+    return found
 
 
 async def _insert_links(

@@ -43,7 +43,9 @@ class BookParts:
 def _cover_row(cover: StoredCover | None) -> CoverRow | None:
     if cover is None:
         return None
-    return CoverRow(cover.sha256, cover.mime, cover.width, cover.height, cover.size)
+    return CoverRow(
+        cover.sha256, cover.mime, cover.width, cover.height, cover.size, cover.pack, cover.offset
+    )
 
 
 class Assembler:

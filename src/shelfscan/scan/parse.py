@@ -17,7 +17,7 @@ from pathlib import Path
 
 import xxhash
 
-from shelfscan.covers import StoredCover, store_cover
+from shelfscan.covers import CoverPack, StoredCover
 from shelfscan.formats import sidecars
 from shelfscan.formats.records import Metadata, ParseError
 from shelfscan.formats.registry import check_magic, format_for_name
@@ -79,18 +79,21 @@ def parse_units(units: list[UnitTask], covers_dir: str) -> list[UnitOutcome]:
     # Worker processes do not inherit the parent's logging set-up; pypdf warns about every
     # sloppy PDF, which the scan already reports as it sees fit.
     logging.getLogger("pypdf").setLevel(logging.ERROR)
-    folder = Path(covers_dir)
-    return [
-        UnitOutcome(
-            unit.index,
-            tuple(parse_one(task, folder) for task in unit.files),
-            read_sidecars(unit.sidecars, folder) if unit.sidecars else None,
-        )
-        for unit in units
-    ]
+    pack = CoverPack(Path(covers_dir))
+    try:
+        return [
+            UnitOutcome(
+                unit.index,
+                tuple(parse_one(task, pack) for task in unit.files),
+                read_sidecars(unit.sidecars, pack) if unit.sidecars else None,
+            )
+            for unit in units
+        ]
+    finally:
+        pack.close()
 
 
-def read_sidecars(paths: tuple[str, ...], covers_dir: Path) -> SidecarData:
+def read_sidecars(paths: tuple[str, ...], pack: CoverPack) -> SidecarData:
     """Sidecars are optional extras: a broken one is reported and skipped, never fatal."""
     found: dict[str, object] = {}
     problems: list[tuple[str, str]] = []
@@ -101,7 +104,7 @@ def read_sidecars(paths: tuple[str, ...], covers_dir: Path) -> SidecarData:
                 if "cover" in found:
                     continue
                 data = _read_capped(path, MAX_SIDECAR_COVER_BYTES)
-                found["cover"] = store_cover(covers_dir, data)
+                found["cover"] = pack.store(data)
                 continue
             data = _read_capped(path, MAX_SIDECAR_BYTES)
             if name == "metadata.opf":
@@ -142,7 +145,7 @@ def _read_capped(path: str, cap: int) -> bytes:
     return data
 
 
-def parse_one(task: ParseTask, covers_dir: Path) -> ParseOutcome:
+def parse_one(task: ParseTask, pack: CoverPack) -> ParseOutcome:
     started = time.perf_counter()
     spec = format_for_name(task.path)
     try:
@@ -157,7 +160,7 @@ def parse_one(task: ParseTask, covers_dir: Path) -> ParseOutcome:
         cover = None
         if metadata.cover is not None:
             try:
-                cover = store_cover(covers_dir, metadata.cover.data, metadata.cover.mime)
+                cover = pack.store(metadata.cover.data, metadata.cover.mime)
             except OSError as exc:
                 # A full or read-only covers folder must not lose the book itself.
                 metadata = dataclasses.replace(
