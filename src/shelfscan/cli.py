@@ -158,7 +158,13 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
                 serve(url, settings, args.http, args.concurrency, args.poll_only, args.watch)
             )
         if args.command == "cover":
-            return asyncio.run(_cover(url, settings, args.sha256, args.output))
+            data = asyncio.run(_cover(url, settings, args.sha256))
+            if args.output:
+                Path(args.output).write_bytes(data)
+            else:
+                sys.stdout.buffer.write(data)
+                sys.stdout.flush()
+            return 0
         if args.command == "purge":
             return asyncio.run(_purge(url, parse_age(args.older_than), args.library))
         if args.command == "jobs":
@@ -235,7 +241,7 @@ def parse_age(text: str) -> float:
     return float(value) * units[unit]
 
 
-async def _cover(url: str, settings: Settings, sha256: str, output: str | None) -> int:
+async def _cover(url: str, settings: Settings, sha256: str) -> bytes:
     from shelfscan.covers import read_cover
 
     await migrate(url)
@@ -245,14 +251,9 @@ async def _cover(url: str, settings: Settings, sha256: str, output: str | None) 
         )
     if row is None or row["pack"] is None:
         raise CliError(f"no cover with sha256 {sha256}")
-    data = read_cover(settings.covers_dir, row["pack"], row["pack_offset"], row["size"])
-    target = sys.stdout.buffer if output is None else None
-    if target is None:
-        Path(str(output)).write_bytes(data)  # a one-shot command: nothing else runs on the loop
-    else:
-        target.write(data)
-        target.flush()
-    return 0
+    return await asyncio.to_thread(
+        read_cover, settings.covers_dir, row["pack"], row["pack_offset"], row["size"]
+    )
 
 
 async def _purge(url: str, older_than_s: float, library: str | None) -> int:
