@@ -100,7 +100,7 @@ class Settings:
             workers=_int(env, "SHELFSCAN_WORKERS", 4, 1, 64),
             parse_executor=executor,  # type: ignore[arg-type]
             parse_processes=_int(env, "SHELFSCAN_PARSE_PROCESSES", os.cpu_count() or 2, 1, 64),
-            chunk_size=_int(env, "SHELFSCAN_CHUNK_SIZE", 50, 1, 5000),
+            chunk_size=_int(env, "SHELFSCAN_CHUNK_SIZE", 200, 1, 5000),
             log_format=log_format,  # type: ignore[arg-type]
             log_level=level,
             progress_interval_s=_float(env, "SHELFSCAN_PROGRESS_INTERVAL", 1.0, 0.05, 2.0),

@@ -123,6 +123,12 @@ class BookWriter:
             return WriteResult(tuple(written), tuple(failed))
 
 
+_FILE_COLUMNS = [
+    "id", "library_id", "root_id", "book_id", "path", "path_raw", "size", "mtime_ns", "inode",
+    "format", "status", "scan_error", "language", "duration_s", "page_count", "cover_id",
+    "sort_order", "device", "fingerprint",
+]  # fmt: skip
+
 _BOOK_LINKS = (
     ("book_authors", "authors"),
     ("book_series", "series"),
@@ -256,46 +262,43 @@ async def _write_batch(conn: asyncpg.Connection, books: Sequence[BookRow]) -> li
             """,
             old_file_ids,
         )
-    await conn.execute(
-        """
-        INSERT INTO shelfscan.files AS f (id, library_id, root_id, book_id, path, size, mtime_ns,
-            inode, format, status, scan_error, language, duration_s, page_count, cover_id,
-            sort_order, path_raw, device, fingerprint, missing_since)
-        SELECT t.*, NULL::timestamptz FROM unnest($1::bigint[], $2::bigint[], $3::bigint[],
-            $4::bigint[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], $9::text[],
-            $10::text[], $11::text[], $12::text[], $13::float8[], $14::int[], $15::bigint[],
-            $16::int[], $17::bytea[], $18::bigint[], $19::text[]) AS t
-        ON CONFLICT (id) DO UPDATE SET
-            book_id = EXCLUDED.book_id, root_id = EXCLUDED.root_id, path = EXCLUDED.path,
-            path_raw = EXCLUDED.path_raw, device = EXCLUDED.device,
-            fingerprint = COALESCE(EXCLUDED.fingerprint, f.fingerprint),
-            size = EXCLUDED.size, mtime_ns = EXCLUDED.mtime_ns, inode = EXCLUDED.inode,
-            format = EXCLUDED.format, status = EXCLUDED.status, scan_error = EXCLUDED.scan_error,
-            language = EXCLUDED.language, duration_s = EXCLUDED.duration_s,
-            page_count = EXCLUDED.page_count, cover_id = EXCLUDED.cover_id,
-            sort_order = EXCLUDED.sort_order, missing_since = NULL, updated_at = now()
-        """,
-        [fid for fid, _, _ in files],
-        [books[0].library_id] * len(files),
-        [f.root_id for _, _, f in files],
-        [bid for _, bid, _ in files],
-        [to_db(f.path)[0] for _, _, f in files],
-        [f.size for _, _, f in files],
-        [f.mtime_ns for _, _, f in files],
-        [f.inode for _, _, f in files],
-        [f.format for _, _, f in files],
-        [f.status for _, _, f in files],
-        [f.scan_error for _, _, f in files],
-        [f.language for _, _, f in files],
-        [f.duration_s for _, _, f in files],
-        [f.page_count for _, _, f in files],
-        [cover_ids[f.cover.sha256] if f.cover else None for _, _, f in files],
-        [f.sort_order for _, _, f in files],
-        [to_db(f.path)[1] for _, _, f in files],
-        [f.device for _, _, f in files],
-        [f.fingerprint for _, _, f in files],
-    )
-    await _insert_links(conn, books, book_ids, files)
+    only_new = not old_book_ids and not old_file_ids
+    file_rows = [
+        (
+            fid, books[0].library_id, f.root_id, bid, *to_db(f.path), f.size, f.mtime_ns, f.inode,
+            f.format, f.status, f.scan_error, f.language, f.duration_s, f.page_count,
+            cover_ids[f.cover.sha256] if f.cover else None, f.sort_order, f.device, f.fingerprint,
+        )
+        for fid, bid, f in files
+    ]  # fmt: skip
+    if only_new:
+        # A first scan's files: straight in with COPY (no conflicts possible, ids are fresh).
+        await conn.copy_records_to_table(
+            "files", records=file_rows, columns=_FILE_COLUMNS, schema_name="shelfscan"
+        )
+    else:
+        await conn.execute(
+            """
+            INSERT INTO shelfscan.files AS f (id, library_id, root_id, book_id, path, path_raw, size,
+                mtime_ns, inode, format, status, scan_error, language, duration_s, page_count,
+                cover_id, sort_order, device, fingerprint, missing_since)
+            SELECT t.*, NULL::timestamptz FROM unnest($1::bigint[], $2::bigint[], $3::bigint[],
+                $4::bigint[], $5::text[], $6::bytea[], $7::bigint[], $8::bigint[], $9::bigint[],
+                $10::text[], $11::text[], $12::text[], $13::text[], $14::float8[], $15::int[],
+                $16::bigint[], $17::int[], $18::bigint[], $19::text[]) AS t
+            ON CONFLICT (id) DO UPDATE SET
+                book_id = EXCLUDED.book_id, root_id = EXCLUDED.root_id, path = EXCLUDED.path,
+                path_raw = EXCLUDED.path_raw, device = EXCLUDED.device,
+                fingerprint = COALESCE(EXCLUDED.fingerprint, f.fingerprint),
+                size = EXCLUDED.size, mtime_ns = EXCLUDED.mtime_ns, inode = EXCLUDED.inode,
+                format = EXCLUDED.format, status = EXCLUDED.status, scan_error = EXCLUDED.scan_error,
+                language = EXCLUDED.language, duration_s = EXCLUDED.duration_s,
+                page_count = EXCLUDED.page_count, cover_id = EXCLUDED.cover_id,
+                sort_order = EXCLUDED.sort_order, missing_since = NULL, updated_at = now()
+            """,
+            *(list(col) for col in zip(*file_rows, strict=True)),
+        )
+    await _insert_links(conn, books, book_ids, files, only_new=only_new)
     moved_from = {
         f.previous_book_id for _, bid, f in files if f.previous_book_id not in (None, bid)
     }
@@ -353,6 +356,8 @@ async def _insert_links(
     books: Sequence[BookRow],
     book_ids: list[int],
     files: list[tuple[int, int, FileRow]],
+    *,
+    only_new: bool,
 ) -> None:
     authors = [
         (bid, pid, role, i)
@@ -403,9 +408,19 @@ async def _insert_links(
     for target, rows, types in statements:
         if not rows:
             continue
+        table, _, cols = target.partition(" ")
+        if only_new:
+            # New books have no links yet and no manual edits to respect: COPY is the
+            # cheapest way in, for the client (no array encoding) and the server alike.
+            await conn.copy_records_to_table(
+                table,
+                records=rows,
+                columns=[c.strip() for c in cols.strip("()").split(",")],
+                schema_name="shelfscan",
+            )
+            continue
         columns = list(zip(*rows, strict=True))
         params = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(types))
-        table, _, cols = target.partition(" ")
         guard = _MANUAL_GUARD.get(table, "")
         await conn.execute(
             f"INSERT INTO shelfscan.{target} SELECT * FROM unnest({params}) AS t{cols} {guard} "

@@ -15,13 +15,15 @@ import re
 import struct
 import zipfile
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from types import MappingProxyType
+from typing import Any, Protocol
 from urllib.parse import unquote
 
 from lxml import etree
 
+from shelfscan.formats import ziplite
 from shelfscan.formats.identifiers import classify_identifier
 from shelfscan.formats.images import sniff_image
 from shelfscan.formats.records import (
@@ -88,10 +90,23 @@ def parse_epub(path: str | os.PathLike[str], *, with_chapters: bool = True) -> M
     name = os.fspath(path)
     fmt = "kepub" if name.lower().endswith(".kepub.epub") else "epub"
     try:
+        with open(name, "rb") as fh:
+            try:
+                lite = ziplite.ZipLite(fh, os.fstat(fh.fileno()).st_size)
+                archive = _Archive(((m.filename, m) for m in lite.members), lite.read)
+                return _parse(archive, fmt, with_chapters)
+            except ziplite.Unsupported:
+                pass  # zip64, exotic compression: the stdlib reader handles those
         with zipfile.ZipFile(name) as zf:
-            return _parse(_Archive(zf), fmt, with_chapters)
+            return _parse(
+                _Archive(((i.filename, i) for i in zf.infolist()), _zipfile_reader(zf)),
+                fmt,
+                with_chapters,
+            )
     except (FileNotFoundError, ParseError):
         raise
+    except ziplite.BadZip as exc:
+        raise ParseError(f"not a readable EPUB (bad zip): {_one_line(exc)}") from None
     except zipfile.BadZipFile as exc:
         raise ParseError(f"not a readable EPUB (bad zip): {_one_line(exc)}") from None
     except (
@@ -157,20 +172,35 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:300]
 
 
-class _Archive:
-    """Safe member look-up and size-capped reads over an open zip."""
+class _Member(Protocol):
+    @property
+    def file_size(self) -> int: ...
 
-    def __init__(self, zf: zipfile.ZipFile) -> None:
-        self.zf = zf
-        self.members: dict[str, zipfile.ZipInfo] = {}
-        for info in zf.infolist():
-            key = info.filename.replace("\\", "/")
+
+def _zipfile_reader(zf: zipfile.ZipFile) -> Callable[[Any, int], bytes]:
+    def read(info: zipfile.ZipInfo, cap: int) -> bytes:
+        with zf.open(info) as handle:
+            return handle.read(cap + 1)
+
+    return read
+
+
+class _Archive:
+    """Safe member look-up and size-capped reads over an open zip (ziplite or zipfile)."""
+
+    def __init__(
+        self, entries: Iterable[tuple[str, Any]], reader: Callable[[Any, int], bytes]
+    ) -> None:
+        self._reader = reader
+        self.members: dict[str, Any] = {}
+        for filename, info in entries:
+            key = filename.replace("\\", "/")
             if key.endswith("/") or not _is_safe_member(key):
                 continue
             self.members.setdefault(key, info)
-        self._folded: dict[str, zipfile.ZipInfo] | None = None
+        self._folded: dict[str, Any] | None = None
 
-    def find(self, member: str) -> zipfile.ZipInfo | None:
+    def find(self, member: str) -> Any:
         """Exact look-up first; many EPUBs made on Windows get the case of hrefs wrong."""
         info = self.members.get(member)
         if info is not None:
@@ -181,12 +211,11 @@ class _Archive:
                 self._folded.setdefault(key.casefold(), value)
         return self._folded.get(member.casefold())
 
-    def read(self, info: zipfile.ZipInfo, cap: int, what: str) -> bytes:
+    def read(self, info: _Member, cap: int, what: str) -> bytes:
         """Read at most `cap` bytes, trusting neither the declared size nor the stream."""
         if info.file_size > cap:
             raise ParseError(f"{what} is too large ({info.file_size} bytes, limit {cap})")
-        with self.zf.open(info) as handle:
-            data = handle.read(cap + 1)
+        data = self._reader(info, cap)
         if len(data) > cap:
             raise ParseError(f"{what} inflates beyond {cap} bytes")
         return data

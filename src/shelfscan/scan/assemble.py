@@ -52,21 +52,29 @@ class Assembler:
     def __init__(self, resolver: EntityResolver, library_id: int) -> None:
         self._resolver = resolver
         self._library_id = library_id
+        # A library repeats a few thousand names across all its books: normalise each once.
+        self._keys: dict[tuple[str, str], EntityKey] = {}
 
     def _key(self, kind: EntityKind, name: str) -> EntityKey:
-        key = names.person_key(name) if kind == "persons" else names.name_key(name)
-        return EntityKey(kind, self._library_id, key)
+        found = self._keys.get((kind, name))
+        if found is None:
+            key = names.person_key(name) if kind == "persons" else names.name_key(name)
+            found = self._keys[(kind, name)] = EntityKey(kind, self._library_id, key)
+        return found
 
     async def build(self, books: Sequence[BookParts]) -> list[BookRow]:
         merged = [self._merge(b) for b in books]
         wanted: dict[EntityKey, EntityName] = {}
 
         def person(name: str, sort_name: str | None = None) -> None:
-            display = names.person_display(name)
-            wanted.setdefault(
-                self._key("persons", name),
-                EntityName(display, sort_name or names.person_sort_name(display)),
-            )
+            key = self._key("persons", name)
+            if key not in wanted:
+                display = names.person_display(name)
+                wanted[key] = EntityName(display, sort_name or names.person_sort_name(display))
+
+        def entity(key: EntityKey, name: str) -> None:
+            if key not in wanted:
+                wanted[key] = EntityName(names.collapse(name))
 
         for parts, m in zip(books, merged, strict=True):
             for c in m.contributors:
@@ -78,15 +86,13 @@ class Assembler:
                     for n in p.outcome.metadata.narrators:
                         person(n)
             for s in m.series:
-                wanted.setdefault(self._key("series", s.name), EntityName(names.collapse(s.name)))
+                entity(self._key("series", s.name), s.name)
             for g in m.genres:
-                wanted.setdefault(self._key("genres", g), EntityName(names.collapse(g)))
+                entity(self._key("genres", g), g)
             for t in m.tags:
-                wanted.setdefault(self._key("tags", t), EntityName(names.collapse(t)))
+                entity(self._key("tags", t), t)
             if m.publisher:
-                wanted.setdefault(
-                    self._key("publishers", m.publisher), EntityName(names.collapse(m.publisher))
-                )
+                entity(self._key("publishers", m.publisher), m.publisher)
         ids = await self._resolver.resolve(wanted)
         return [self._row(parts, m, ids) for parts, m in zip(books, merged, strict=True)]
 
