@@ -133,7 +133,7 @@ def fingerprinter(roots: Mapping[int, str]) -> Callable[[DiskFile], str | None]:
 
     def run(d: DiskFile) -> str | None:
         try:
-            return file_fingerprint(os.path.join(roots[d.root_id], d.path), d.size)
+            return file_fingerprint(os.path.join(roots[d.root_id], d.path))
         except OSError:
             return None
 
