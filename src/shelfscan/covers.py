@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import BinaryIO
 
 from shelfscan.formats.images import sniff_image
+from shelfscan.formats.records import pickled_by_fields
 
 PACKS = "packs"
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class StoredCover:
     sha256: str

@@ -149,23 +149,7 @@ def metadata_from_opf(package_xml: bytes, *, fmt: str = "opf") -> Metadata:
             if rating:
                 extra["rating"] = rating
             break
-    if fields.modified:
-        extra["modified"] = fields.modified
-    return Metadata(
-        format=fmt,
-        title=fields.title,
-        subtitle=fields.subtitle,
-        contributors=fields.contributors,
-        narrators=tuple(c.name for c in fields.contributors if c.role == "narrator"),
-        series=fields.series,
-        genres=fields.genres,
-        description=fields.description,
-        publisher=fields.publisher,
-        release_date=fields.release_date,
-        language=fields.language,
-        identifiers=fields.identifiers,
-        extra=extra,
-    )
+    return fields.to_metadata(fmt, extra)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -308,25 +292,7 @@ def _parse(arc: _Archive, fmt: str, with_chapters: bool) -> Metadata:
     version = clean(package.get("version"))
     if version:
         extra["epub_version"] = version
-    if fields.modified:
-        extra["modified"] = fields.modified
-    return Metadata(
-        format=fmt,
-        title=fields.title,
-        subtitle=fields.subtitle,
-        contributors=fields.contributors,
-        narrators=tuple(c.name for c in fields.contributors if c.role == "narrator"),
-        series=fields.series,
-        genres=fields.genres,
-        description=fields.description,
-        publisher=fields.publisher,
-        release_date=fields.release_date,
-        language=fields.language,
-        identifiers=fields.identifiers,
-        chapters=chapters,
-        cover=_cover(arc, items, fields.cover_ref, opf_dir),
-        extra=extra,
-    )
+    return fields.to_metadata(fmt, extra, chapters, _cover(arc, items, fields.cover_ref, opf_dir))
 
 
 def _rootfile(container: etree._Element) -> str:
@@ -399,6 +365,33 @@ class _MetaFields:
         self.identifiers: tuple[Identifier, ...] = ()
         self.modified: str | None = None
         self.cover_ref: str | None = None
+
+    def to_metadata(
+        self,
+        fmt: str,
+        extra: dict[str, str],
+        chapters: tuple[Chapter, ...] = (),
+        cover: CoverImage | None = None,
+    ) -> Metadata:
+        if self.modified:
+            extra["modified"] = self.modified
+        return Metadata(
+            format=fmt,
+            title=self.title,
+            subtitle=self.subtitle,
+            contributors=self.contributors,
+            narrators=tuple(c.name for c in self.contributors if c.role == "narrator"),
+            series=self.series,
+            genres=self.genres,
+            description=self.description,
+            publisher=self.publisher,
+            release_date=self.release_date,
+            language=self.language,
+            identifiers=self.identifiers,
+            chapters=chapters,
+            cover=cover,
+            extra=extra,
+        )
 
 
 def _read_metadata(metadata: etree._Element) -> _MetaFields:

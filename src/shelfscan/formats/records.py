@@ -7,14 +7,39 @@ process-pool boundary.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from decimal import Decimal
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def pickled_by_fields(cls: type[T]) -> type[T]:
+    """Pickle a frozen slotted dataclass as (class, field values).
+
+    Records cross the process-pool boundary for every file; the default
+    protocol for slotted dataclasses runs a Python `__getstate__` per object,
+    which made pickling a parse result cost ~56 us. `attrgetter` gathers the
+    fields in C.
+    """
+    getter: Callable[[Any], Any] = operator.attrgetter(*(f.name for f in fields(cls)))  # type: ignore[arg-type]
+    single = len(fields(cls)) == 1  # type: ignore[arg-type]
+
+    def __reduce__(self: Any) -> tuple[Any, tuple[Any, ...]]:
+        values = getter(self)
+        return (cls, (values,) if single else values)
+
+    cls.__reduce__ = __reduce__  # type: ignore[method-assign]
+    return cls
 
 
 class ParseError(Exception):
     """A file could not be read as its format; the message is one line for the user."""
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Contributor:
     """A person credited on a book; `role` is a plain word ("author", "editor", ...)."""
@@ -24,12 +49,14 @@ class Contributor:
     sort_name: str | None = None
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class SeriesEntry:
     name: str
     number: Decimal | None = None
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Identifier:
     """`type` is one of isbn_13, isbn_10, asin, uuid, or a lower-case scheme name."""
@@ -38,6 +65,7 @@ class Identifier:
     value: str
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Chapter:
     """A table-of-contents entry: ebooks carry `href`, audio carries `start_s`."""
@@ -48,6 +76,7 @@ class Chapter:
     start_s: float | None = None
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class CoverImage:
     """Raw cover bytes as found in the file; stored by content hash, never in the library."""
@@ -56,6 +85,7 @@ class CoverImage:
     mime: str | None = None
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Metadata:
     """What one file says about the book it holds."""

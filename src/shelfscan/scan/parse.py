@@ -19,7 +19,7 @@ import xxhash
 
 from shelfscan.covers import CoverPack, StoredCover
 from shelfscan.formats import sidecars
-from shelfscan.formats.records import Metadata, ParseError
+from shelfscan.formats.records import Metadata, ParseError, pickled_by_fields
 from shelfscan.formats.registry import check_magic, format_for_name
 
 MAX_SIDECAR_BYTES = 4 * 1024 * 1024
@@ -34,6 +34,7 @@ class ParseTask:
     mtime_ns: int
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class ParseOutcome:
     index: int
@@ -58,6 +59,7 @@ class UnitTask:
     sidecars: tuple[str, ...] = ()  # absolute paths
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class SidecarData:
     opf: Metadata | None = None
@@ -68,6 +70,7 @@ class SidecarData:
     problems: tuple[tuple[str, str], ...] = ()  # (path, reason)
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class UnitOutcome:
     index: int
