@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 _EOCD = struct.Struct("<4s4H2LH")  # end of central directory, 22 bytes
 _CENTRAL = struct.Struct("<4s6H3L5H2L")  # central directory header, 46 bytes
@@ -31,8 +30,9 @@ class BadZip(Exception):
     """Not a zip, or a damaged one; the message is one line."""
 
 
-@dataclass(frozen=True, slots=True)
-class Member:
+class Member(NamedTuple):
+    """One central-directory entry (a tuple: built per entry on the hot path)."""
+
     filename: str
     method: int
     flags: int
