@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import unicodedata
 
 import pytest
@@ -161,19 +160,3 @@ def test_sort_title(title: str, language: str | None, expected: str) -> None:
 
 def test_sort_title_default_language_argument() -> None:
     assert sort_title("The Road") == "Road, The"
-
-
-def test_hot_paths_are_cheap() -> None:
-    """person_key and sort_title run once per book: keep them in microseconds."""
-    names = ["Tolkien, J.R.R.", "Ludwig van Beethoven", "King, Martin Luther, Jr.", "Émile Zola"]
-    titles = ["The Lord of the Rings", "L'Étranger", '"Salem\'s Lot"', "Dune"]
-    rounds = 5000
-    start = time.perf_counter()
-    for _ in range(rounds):
-        for name in names:
-            person_key(name)
-            person_sort_name(name)
-        for title in titles:
-            sort_title(title, "fr")
-    per_call = (time.perf_counter() - start) / (rounds * (2 * len(names) + len(titles)))
-    assert per_call < 50e-6, f"{per_call * 1e6:.1f} µs per call"
