@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import random
 import struct
 import time
@@ -41,7 +40,7 @@ from PIL import Image
 
 from shelfscan.formats.audio import MAX_TAG_BYTES, parse_audio
 from shelfscan.formats.records import Chapter, Identifier, ParseError, SeriesEntry
-from tests.conftest import CORPUS_DIR
+from tests.formats.helpers import corpus_keys
 
 # ---------------------------------------------------------------------------
 # Builders
@@ -493,15 +492,7 @@ def test_flac_with_comment_flood_is_refused(tmp_path: Path) -> None:
 AUDIO_FORMATS = frozenset({"mp3", "m4a", "m4b", "flac", "ogg", "opus"})
 
 
-def _corpus_audio_keys() -> list[str]:
-    truth_file = CORPUS_DIR / "truth.json"
-    if not truth_file.is_file():
-        return []
-    truth: dict[str, dict[str, Any]] = json.loads(truth_file.read_text("utf-8"))
-    return sorted(k for k, v in truth.items() if v.get("format") in AUDIO_FORMATS)
-
-
-CORPUS_AUDIO = _corpus_audio_keys()
+CORPUS_AUDIO = corpus_keys(lambda k, v: v.get("format") in AUDIO_FORMATS)
 
 # truth.json leaves "authors" out for these files: each has both an album artist
 # ("the album artist") and a different track artist, so the truth abstains. Our

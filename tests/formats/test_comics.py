@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import gzip
 import io
-import json
 import struct
 import tarfile
-import time
 import zipfile
-import zlib
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -26,7 +23,7 @@ from shelfscan.formats.comics import (
     parse_cbz,
 )
 from shelfscan.formats.records import Identifier, Metadata, ParseError, SeriesEntry
-from tests.conftest import CORPUS_DIR
+from tests.formats.helpers import corpus_keys, png_bytes
 
 PARSERS: dict[str, Callable[[Path], Metadata]] = {
     "cbz": parse_cbz,
@@ -38,26 +35,6 @@ PARSERS: dict[str, Callable[[Path], Metadata]] = {
 # ---------------------------------------------------------------------------
 # Builders
 # ---------------------------------------------------------------------------
-
-
-def png_bytes(width: int, height: int = 1) -> bytes:
-    """A valid grey PNG whose width tells test images apart (no imaging library needed)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data))
-            + kind
-            + data
-            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-        )
-
-    raw = b"".join(b"\x00" + b"\x80" * width for _ in range(height))
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
-        + chunk(b"IDAT", zlib.compress(raw))
-        + chunk(b"IEND", b"")
-    )
 
 
 FULL_COMICINFO = """<?xml version="1.0" encoding="utf-8"?>
@@ -160,20 +137,6 @@ def assert_full_metadata(meta: Metadata, fmt: str) -> None:
     assert meta.cover.mime == "image/png"
 
 
-@pytest.fixture
-def timed() -> Callable[[Callable[[], Any]], Any]:
-    """Run a parse that must finish quickly, however hostile the file."""
-
-    def run(fn: Callable[[], Any]) -> Any:
-        start = time.perf_counter()
-        try:
-            return fn()
-        finally:
-            assert time.perf_counter() - start < 3.0
-
-    return run
-
-
 # ---------------------------------------------------------------------------
 # Real files
 # ---------------------------------------------------------------------------
@@ -181,15 +144,7 @@ def timed() -> Callable[[Callable[[], Any]], Any]:
 _COMIC_EXTENSIONS = (".cbz", ".cbt", ".cb7", ".cbr")
 
 
-def _corpus_comic_keys() -> list[str]:
-    truth_file = CORPUS_DIR / "truth.json"
-    if not truth_file.is_file():
-        return []
-    truth: dict[str, dict[str, Any]] = json.loads(truth_file.read_text("utf-8"))
-    return sorted(k for k in truth if k.lower().endswith(_COMIC_EXTENSIONS))
-
-
-CORPUS_COMICS = _corpus_comic_keys()
+CORPUS_COMICS = corpus_keys(lambda k, v: k.lower().endswith(_COMIC_EXTENSIONS))
 
 
 def test_corpus_lists_every_comic(corpus_dir: Path) -> None:

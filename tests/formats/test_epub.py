@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import json
 import random
 import struct
 import time
@@ -21,7 +20,7 @@ from PIL import Image
 
 from shelfscan.formats.epub import MAX_CHAPTERS, parse_epub
 from shelfscan.formats.records import Identifier, ParseError
-from tests.conftest import CORPUS_DIR
+from tests.formats.helpers import corpus_keys
 
 # ---------------------------------------------------------------------------
 # Builders
@@ -251,15 +250,7 @@ def minimal_opf(title: str = "Minimal", manifest: str = "", meta: str = "") -> s
 # ---------------------------------------------------------------------------
 
 
-def _corpus_epub_keys() -> list[str]:
-    truth_file = CORPUS_DIR / "truth.json"
-    if not truth_file.is_file():
-        return []
-    truth: dict[str, dict[str, Any]] = json.loads(truth_file.read_text("utf-8"))
-    return sorted(k for k, v in truth.items() if k.endswith(".epub") and v.get("format") == "epub")
-
-
-CORPUS_EPUBS = _corpus_epub_keys()
+CORPUS_EPUBS = corpus_keys(lambda k, v: k.endswith(".epub") and v.get("format") == "epub")
 
 
 def test_corpus_lists_every_epub(corpus_dir: Path, corpus_truth: dict[str, dict[str, Any]]) -> None:

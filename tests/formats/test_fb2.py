@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import base64
-import json
-import struct
-import time
 import zipfile
-import zlib
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -18,25 +14,11 @@ import pytest
 from shelfscan.formats import fb2
 from shelfscan.formats.fb2 import parse_fb2
 from shelfscan.formats.records import Contributor, Identifier, ParseError, SeriesEntry
-from tests.conftest import CORPUS_DIR
+from tests.formats.helpers import corpus_keys, png_bytes
 
 # ---------------------------------------------------------------------------
 # Builders
 # ---------------------------------------------------------------------------
-
-
-def png_bytes(width: int, height: int = 1) -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        crc = struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-        return struct.pack(">I", len(data)) + kind + data + crc
-
-    raw = b"".join(b"\x00" + b"\x80" * width for _ in range(height))
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
-        + chunk(b"IDAT", zlib.compress(raw))
-        + chunk(b"IEND", b"")
-    )
 
 
 COVER = png_bytes(5, 4)
@@ -106,32 +88,12 @@ def assert_full(meta: Any) -> None:
     assert meta.cover is not None and meta.cover.data == COVER and meta.cover.mime == "image/png"
 
 
-@pytest.fixture
-def timed() -> Callable[[Callable[[], Any]], Any]:
-    def run(fn: Callable[[], Any]) -> Any:
-        start = time.perf_counter()
-        try:
-            return fn()
-        finally:
-            assert time.perf_counter() - start < 2.0
-
-    return run
-
-
 # ---------------------------------------------------------------------------
 # Real files
 # ---------------------------------------------------------------------------
 
 
-def _corpus_fb2_keys() -> list[str]:
-    truth_file = CORPUS_DIR / "truth.json"
-    if not truth_file.is_file():
-        return []
-    truth: dict[str, dict[str, Any]] = json.loads(truth_file.read_text("utf-8"))
-    return sorted(k for k in truth if k.lower().endswith((".fb2", ".fb2.zip")))
-
-
-CORPUS_FB2 = _corpus_fb2_keys()
+CORPUS_FB2 = corpus_keys(lambda k, v: k.lower().endswith((".fb2", ".fb2.zip")))
 
 
 def test_corpus_lists_every_fb2(corpus_dir: Path) -> None:

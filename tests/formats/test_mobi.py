@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import struct
-import time
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,25 +12,11 @@ import pytest
 
 from shelfscan.formats.mobi import parse_mobi
 from shelfscan.formats.records import Identifier, ParseError
-from tests.conftest import CORPUS_DIR
+from tests.formats.helpers import corpus_keys, png_bytes
 
 # ---------------------------------------------------------------------------
 # Builder
 # ---------------------------------------------------------------------------
-
-
-def png_bytes(width: int, height: int = 1) -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        crc = struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-        return struct.pack(">I", len(data)) + kind + data + crc
-
-    raw = b"".join(b"\x00" + b"\x80" * width for _ in range(height))
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
-        + chunk(b"IDAT", zlib.compress(raw))
-        + chunk(b"IEND", b"")
-    )
 
 
 COVER = png_bytes(7, 3)
@@ -111,18 +94,6 @@ def write_mobi(path: Path, spec: MobiSpec | None = None) -> Path:
     return path
 
 
-@pytest.fixture
-def timed() -> Callable[[Callable[[], Any]], Any]:
-    def run(fn: Callable[[], Any]) -> Any:
-        start = time.perf_counter()
-        try:
-            return fn()
-        finally:
-            assert time.perf_counter() - start < 2.0
-
-    return run
-
-
 # ---------------------------------------------------------------------------
 # Real files
 # ---------------------------------------------------------------------------
@@ -130,15 +101,7 @@ def timed() -> Callable[[Callable[[], Any]], Any]:
 _EXTENSIONS = (".mobi", ".azw", ".azw3", ".prc")
 
 
-def _corpus_mobi_keys() -> list[str]:
-    truth_file = CORPUS_DIR / "truth.json"
-    if not truth_file.is_file():
-        return []
-    truth: dict[str, dict[str, Any]] = json.loads(truth_file.read_text("utf-8"))
-    return sorted(k for k in truth if k.lower().endswith(_EXTENSIONS))
-
-
-CORPUS_MOBIS = _corpus_mobi_keys()
+CORPUS_MOBIS = corpus_keys(lambda k, v: k.lower().endswith(_EXTENSIONS))
 # Truth records EXTH 524 only; where a book lacks it, the MOBI header locale still
 # names a language (sample-cp1252.mobi: locale 0x409 -> "en").
 LOCALE_LANGUAGE = {"mobi/sample-cp1252.mobi": "en"}

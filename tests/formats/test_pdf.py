@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,7 @@ from pypdf.generic import (
 from shelfscan.formats import pdf
 from shelfscan.formats.pdf import MAX_CHAPTERS, parse_pdf, split_authors
 from shelfscan.formats.records import Chapter, Identifier, ParseError
-from tests.conftest import CORPUS_DIR
+from tests.formats.helpers import corpus_keys
 
 # ---------------------------------------------------------------------------
 # Builders
@@ -91,32 +89,12 @@ def make_pdf(
     return path
 
 
-@pytest.fixture
-def timed() -> Callable[[Callable[[], Any]], Any]:
-    def run(fn: Callable[[], Any]) -> Any:
-        start = time.perf_counter()
-        try:
-            return fn()
-        finally:
-            assert time.perf_counter() - start < 3.0
-
-    return run
-
-
 # ---------------------------------------------------------------------------
 # Real files
 # ---------------------------------------------------------------------------
 
 
-def _corpus_pdf_keys() -> list[str]:
-    truth_file = CORPUS_DIR / "truth.json"
-    if not truth_file.is_file():
-        return []
-    truth: dict[str, dict[str, Any]] = json.loads(truth_file.read_text("utf-8"))
-    return sorted(k for k in truth if k.lower().endswith(".pdf"))
-
-
-CORPUS_PDFS = _corpus_pdf_keys()
+CORPUS_PDFS = corpus_keys(lambda k, v: k.lower().endswith(".pdf"))
 
 
 def test_corpus_lists_every_pdf(corpus_dir: Path) -> None:
