@@ -106,10 +106,14 @@ async def publish_progress(
             if view is not None:
                 view.show(progress)
             snap = progress.snapshot()
-            if snap != last:
-                await update_progress(pool, job_id, snap)
-                last = snap
-            await events.flush(pool)
+            try:
+                if snap != last:
+                    await update_progress(pool, job_id, snap)
+                    last = snap
+                await events.flush(pool)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                # A database hiccup must not end progress reporting for the rest of the scan.
+                events.log.warning("progress_update_failed", error=str(exc))
 
     task = asyncio.create_task(loop(), name=f"progress-{job_id}")
     try:
