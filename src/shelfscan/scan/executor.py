@@ -1,8 +1,13 @@
 """Runs parse chunks off the event loop, in processes (default) or threads.
 
-Measured here: threads never beat serial parsing (GIL), two processes fed ~50
-files per hand-off give 1.5-1.9x. A worker process that dies (a parser crash on
-a hostile file) breaks the pool; we rebuild it and isolate the file.
+Measured here: threads never beat serial parsing (GIL), two processes fed
+chunks of files give 1.5-1.9x. Two things can go wrong with a hostile or odd
+file, and neither may cost more than that file:
+- a parser crashes its process: the pool breaks; it is rebuilt and the chunk is
+  parsed again file by file, so only the culprit fails;
+- a parser never returns (a file that blocks on read, a stuck network mount):
+  a watchdog bounds every hand-off; on expiry the workers are killed, the pool
+  is rebuilt, and the chunk is parsed file by file under a per-file bound.
 """
 
 from __future__ import annotations
@@ -17,13 +22,27 @@ from shelfscan.config import ExecutorKind
 from shelfscan.scan.parse import ParseOutcome, UnitOutcome, UnitTask, parse_units
 
 
+class ParseTimeout(Exception):
+    """A hand-off to the parse pool did not come back in time."""
+
+
 class ParseExecutor:
-    def __init__(self, kind: ExecutorKind, size: int, covers_dir: Path) -> None:
+    def __init__(
+        self,
+        kind: ExecutorKind,
+        size: int,
+        covers_dir: Path,
+        *,
+        file_timeout_s: float = 60.0,
+        chunk_base_s: float = 60.0,
+    ) -> None:
         self.kind = kind
         self.size = size
         self._covers_dir = str(covers_dir)
         self._executor: Executor | None = None
         self.restarts = 0
+        self.file_timeout_s = file_timeout_s
+        self.chunk_base_s = chunk_base_s
 
     def _make(self) -> Executor:
         if self.kind == "thread":
@@ -42,36 +61,65 @@ class ParseExecutor:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
 
+    def chunk_timeout_s(self, units: list[UnitTask]) -> float:
+        """Generous: a healthy chunk takes well under a second a file; this only catches hangs."""
+        files = sum(len(u.files) + len(u.sidecars) for u in units)
+        return self.chunk_base_s + self.file_timeout_s * files / 4
+
     async def parse(self, units: list[UnitTask]) -> list[UnitOutcome]:
         try:
-            return await self._run(units)
-        except BrokenProcessPool:
+            return await self._run(units, self.chunk_timeout_s(units))
+        except (BrokenProcessPool, ParseTimeout):
             self._restart()
-        # A file broke a worker: parse file by file so only that file fails.
+        # A file broke or stalled a worker: parse file by file so only that file fails.
         outcomes = []
         for unit in units:
             files: list[ParseOutcome] = []
             for task in unit.files:
                 try:
-                    (single,) = await self._run([UnitTask(unit.index, (task,))])
+                    (single,) = await self._run(
+                        [UnitTask(unit.index, (task,))], self.file_timeout_s
+                    )
                     files.extend(single.files)
                 except BrokenProcessPool:
                     self._restart()
                     files.append(ParseOutcome(task.index, error="parser crashed on this file"))
+                except ParseTimeout:
+                    self._restart()
+                    files.append(
+                        ParseOutcome(
+                            task.index,
+                            error=f"parser did not finish within {self.file_timeout_s:g} s",
+                        )
+                    )
             sidecars = None
             if unit.sidecars:
                 try:
-                    (with_sidecars,) = await self._run([UnitTask(unit.index, (), unit.sidecars)])
+                    (with_sidecars,) = await self._run(
+                        [UnitTask(unit.index, (), unit.sidecars)], self.file_timeout_s
+                    )
                     sidecars = with_sidecars.sidecars
-                except BrokenProcessPool:
+                except (BrokenProcessPool, ParseTimeout):
                     self._restart()
             outcomes.append(UnitOutcome(unit.index, tuple(files), sidecars))
         return outcomes
 
-    async def _run(self, units: list[UnitTask]) -> list[UnitOutcome]:
+    async def _run(self, units: list[UnitTask], timeout_s: float) -> list[UnitOutcome]:
         self.start()
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, parse_units, units, self._covers_dir)
+        future = loop.run_in_executor(self._executor, parse_units, units, self._covers_dir)
+        try:
+            return await asyncio.wait_for(future, timeout_s)
+        except TimeoutError:
+            self._kill_workers()
+            raise ParseTimeout from None
+
+    def _kill_workers(self) -> None:
+        """Only a process can be stopped from outside; a stuck thread is abandoned."""
+        if isinstance(self._executor, ProcessPoolExecutor):
+            # The pool offers no public way to stop a running task: kill its workers.
+            for process in list((getattr(self._executor, "_processes", None) or {}).values()):
+                process.kill()
 
     def _restart(self) -> None:
         self.restarts += 1
