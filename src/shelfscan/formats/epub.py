@@ -9,6 +9,7 @@ names are never used, and any failure surfaces as one `ParseError`.
 from __future__ import annotations
 
 import html
+import io
 import os
 import posixpath
 import re
@@ -18,7 +19,7 @@ import zlib
 from collections.abc import Callable, Iterable
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 from urllib.parse import unquote
 
 from lxml import etree
@@ -85,24 +86,21 @@ _DATE_EVENT_RANK = MappingProxyType(
 _Refinements = dict[str, list[tuple[str, str, str | None]]]
 
 
-def parse_epub(path: str | os.PathLike[str], *, with_chapters: bool = True) -> Metadata:
-    """Read an EPUB's metadata; raise ParseError (or FileNotFoundError) when it cannot."""
+def parse_epub(
+    path: str | os.PathLike[str], *, with_chapters: bool = True, data: bytes | None = None
+) -> Metadata:
+    """Read an EPUB's metadata; raise ParseError (or FileNotFoundError) when it cannot.
+
+    `data`, when given, is the whole file already read (the parse stage reads small
+    files once for their fingerprint): the book is then parsed from memory.
+    """
     name = os.fspath(path)
     fmt = "kepub" if name.lower().endswith(".kepub.epub") else "epub"
     try:
+        if data is not None:
+            return _parse_stream(io.BytesIO(data), len(data), fmt, with_chapters)
         with open(name, "rb") as fh:
-            try:
-                lite = ziplite.ZipLite(fh, os.fstat(fh.fileno()).st_size)
-                archive = _Archive(((m.filename, m) for m in lite.members), lite.read)
-                return _parse(archive, fmt, with_chapters)
-            except ziplite.Unsupported:
-                pass  # zip64, exotic compression: the stdlib reader handles those
-        with zipfile.ZipFile(name) as zf:
-            return _parse(
-                _Archive(((i.filename, i) for i in zf.infolist()), _zipfile_reader(zf)),
-                fmt,
-                with_chapters,
-            )
+            return _parse_stream(fh, os.fstat(fh.fileno()).st_size, fmt, with_chapters)
     except (FileNotFoundError, ParseError):
         raise
     except ziplite.BadZip as exc:
@@ -124,6 +122,22 @@ def parse_epub(path: str | os.PathLike[str], *, with_chapters: bool = True) -> M
         OverflowError,
     ) as exc:
         raise ParseError(f"not a readable EPUB: {type(exc).__name__}: {_one_line(exc)}") from None
+
+
+def _parse_stream(fh: BinaryIO, size: int, fmt: str, with_chapters: bool) -> Metadata:
+    try:
+        lite = ziplite.ZipLite(fh, size)
+        archive = _Archive(((m.filename, m) for m in lite.members), lite.read)
+        return _parse(archive, fmt, with_chapters)
+    except ziplite.Unsupported:
+        pass  # zip64, exotic compression: the stdlib reader handles those
+    fh.seek(0)
+    with zipfile.ZipFile(fh) as zf:
+        return _parse(
+            _Archive(((i.filename, i) for i in zf.infolist()), _zipfile_reader(zf)),
+            fmt,
+            with_chapters,
+        )
 
 
 def metadata_from_opf(package_xml: bytes, *, fmt: str = "opf") -> Metadata:

@@ -25,6 +25,8 @@ class FormatSpec:
     magic: tuple[bytes, ...]  # leading bytes; empty when the parser itself sniffs the content
     description: str
     named_by_extension: bool = False  # a family of formats: the file's format is its extension
+    # Parses a small file from the bytes the parse stage already read (path, data) -> record.
+    parse_bytes: Callable[[str, bytes], Metadata] | None = None
 
     def format_of(self, name: str) -> str:
         if self.named_by_extension:
@@ -33,7 +35,14 @@ class FormatSpec:
 
 
 FORMATS: tuple[FormatSpec, ...] = (
-    FormatSpec("epub", (".epub", ".kepub.epub", ".kepub"), parse_epub, _ZIP_MAGIC, "an EPUB (zip)"),
+    FormatSpec(
+        "epub",
+        (".epub", ".kepub.epub", ".kepub"),
+        parse_epub,
+        _ZIP_MAGIC,
+        "an EPUB (zip)",
+        parse_bytes=lambda path, data: parse_epub(path, data=data),
+    ),
     FormatSpec("pdf", (".pdf",), parse_pdf, (b"%PDF",), "a PDF"),
     FormatSpec("mobi", (".mobi", ".azw", ".azw3", ".prc"), parse_mobi, (), "a MOBI/AZW3 book"),
     FormatSpec("fb2", (".fb2", ".fb2.zip"), parse_fb2, (), "an FB2 book"),

@@ -155,11 +155,14 @@ def parse_one(task: ParseTask, pack: CoverPack) -> ParseOutcome:
         if spec is None:
             raise ParseError("unsupported file type")
         # One read serves the magic check and the fingerprint (for most books, the whole file).
-        fingerprint, head = _read_fingerprint(task.path)
+        fingerprint, head, whole = _read_fingerprint(task.path)
         reason = check_magic(spec, head[:16])
         if reason:
             raise ParseError(reason)
-        metadata = spec.parse(task.path)
+        if whole is not None and spec.parse_bytes is not None:
+            metadata = spec.parse_bytes(task.path, whole)  # small file: already in memory
+        else:
+            metadata = spec.parse(task.path)
         cover = None
         if metadata.cover is not None:
             try:
@@ -209,7 +212,8 @@ def file_fingerprint(path: str) -> str:
     return _read_fingerprint(path)[0]
 
 
-def _read_fingerprint(path: str) -> tuple[str, bytes]:
+def _read_fingerprint(path: str) -> tuple[str, bytes, bytes | None]:
+    """(fingerprint, first bytes, the whole file when it fits in the two spans)."""
     with open(path, "rb") as fh:
         size = os.fstat(fh.fileno()).st_size
         head = fh.read(FINGERPRINT_SPAN)
@@ -219,7 +223,9 @@ def _read_fingerprint(path: str) -> tuple[str, bytes]:
             tail = fh.read(FINGERPRINT_SPAN)
         elif size > FINGERPRINT_SPAN:
             tail = fh.read()
-    return f"{size}:{xxhash.xxh3_64_hexdigest(head + tail)}", head
+    whole = head + tail if size <= 2 * FINGERPRINT_SPAN else None
+    hashed = whole if whole is not None else head + tail
+    return f"{size}:{xxhash.xxh3_64_hexdigest(hashed)}", head, whole
 
 
 def _failed(task: ParseTask, reason: str, started: float) -> ParseOutcome:
