@@ -730,7 +730,9 @@ def _chapter_href(base_dir: str, href: str | None) -> str | None:
     if resolved is None:
         return None
     path, fragment = resolved
-    return clean(f"{path}#{fragment}" if fragment else path)
+    href = f"{path}#{fragment}" if fragment else path
+    # Usually printable already; %-escapes can smuggle in controls (even NUL) that must go.
+    return href if href.isprintable() else clean(href)
 
 
 def _from_nav(arc: _Archive, href: str, opf_dir: str) -> tuple[Chapter, ...]:
