@@ -65,3 +65,12 @@ def test_not_a_zip_and_zip64_are_told_apart(tmp_path: Path) -> None:
     eocd64 = b"PK\x05\x06" + b"\0" * 4 + b"\xff\xff" * 2 + b"\xff" * 8 + b"\0\0"
     with pytest.raises(ziplite.Unsupported):
         _open(b"\0" * 100 + eocd64)
+
+
+def test_an_archive_comment_longer_than_the_first_look_is_found() -> None:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("x.txt", b"hello")
+        zf.comment = b"c" * 5000
+    z = _open(buf.getvalue())
+    assert z.read(z.members[0], 100) == b"hello"

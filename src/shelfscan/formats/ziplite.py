@@ -53,12 +53,19 @@ class Member(NamedTuple):
 class ZipLite:
     def __init__(self, fh: BinaryIO, size: int) -> None:
         self._fh = fh
-        tail_len = min(size, _EOCD.size + _MAX_COMMENT)
-        if tail_len < _EOCD.size:
+        if size < _EOCD.size:
             raise BadZip("file too short to be a zip")
+        # The end record is the last 22 bytes unless the archive has a comment: look there
+        # first, and read the whole 64 KiB a comment may take only when it is not found.
+        tail_len = min(size, 1024)
         fh.seek(size - tail_len)
         tail = fh.read(tail_len)
         at = tail.rfind(b"PK\x05\x06")
+        if at < 0 and tail_len < size:
+            tail_len = min(size, _EOCD.size + _MAX_COMMENT)
+            fh.seek(size - tail_len)
+            tail = fh.read(tail_len)
+            at = tail.rfind(b"PK\x05\x06")
         if at < 0 or at + _EOCD.size > len(tail):
             raise BadZip("no end-of-central-directory record")
         _, disk, cd_disk, _, entries, cd_size, cd_offset, _ = _EOCD.unpack_from(tail, at)
