@@ -12,7 +12,8 @@ import asyncpg
 from shelfscan.catalogue.libraries import Library
 from shelfscan.config import Settings
 from shelfscan.jobs.events import JobEvents
-from shelfscan.jobs.store import create_running_job, finish_job
+from shelfscan.jobs.queue import JobQueue
+from shelfscan.jobs.store import create_running_job
 from shelfscan.scan.executor import ParseExecutor
 from shelfscan.scan.pipeline import Scanner, ScanOptions, ScanSummary
 from shelfscan.scan.progress import Progress, ProgressView, publish_progress
@@ -38,6 +39,7 @@ async def run_scan_job(
     owner = owner_id()
     payload: dict[str, Any] = {"library_id": library.id}
     job_id = await create_running_job(pool, "scan_library", payload, owner)
+    queue = JobQueue(pool, owner, settings.lease_s)  # finishing is the queue's fenced update
     events = JobEvents.for_job(job_id, library_id=library.id, library=library.name)
     progress = Progress()
     try:
@@ -47,11 +49,9 @@ async def run_scan_job(
             summary = await scanner.scan(library, events, progress)
     except BaseException as exc:
         reason = " ".join(str(exc).split()) or type(exc).__name__
-        await finish_job(pool, job_id, owner, "failed", error=reason, progress=progress.snapshot())
+        await queue.finish(job_id, "failed", error=reason, progress=progress.snapshot())
         raise
-    await finish_job(
-        pool, job_id, owner, "succeeded", result=summary.as_dict(), progress=progress.snapshot()
-    )
+    await queue.finish(job_id, "succeeded", result=summary.as_dict(), progress=progress.snapshot())
     events.log.info("scan_finished", **summary.as_dict())
     return job_id, summary
 

@@ -1,4 +1,7 @@
-"""Job rows: create, report progress, finish. The SQL contract lives in sql/0002_jobs.sql."""
+"""Job rows a scan in this process records itself: create, report progress.
+
+Finishing is `JobQueue.finish` (fenced by owner), shared with the daemon.
+"""
 
 from __future__ import annotations
 
@@ -39,30 +42,3 @@ class ScanAlreadyRunning(RuntimeError):
 
 async def update_progress(pool: asyncpg.Pool, job_id: int, progress: dict[str, Any]) -> None:
     await pool.execute("UPDATE shelfscan.jobs SET progress = $2 WHERE id = $1", job_id, progress)
-
-
-async def finish_job(
-    pool: asyncpg.Pool,
-    job_id: int,
-    owner: str,
-    state: str,
-    *,
-    result: dict[str, Any] | None = None,
-    error: str | None = None,
-    progress: dict[str, Any] | None = None,
-) -> bool:
-    """Fenced: only the owner of a running job can finish it."""
-    status: str = await pool.execute(
-        """
-        UPDATE shelfscan.jobs SET state = $3, result = $4, last_error = $5,
-            progress = COALESCE($6, progress), finished_at = now(), lease_expires_at = NULL
-        WHERE id = $1 AND owner = $2 AND state = 'running'
-        """,
-        job_id,
-        owner,
-        state,
-        result,
-        error,
-        progress,
-    )
-    return status.endswith(" 1")

@@ -31,6 +31,13 @@ class ScanPlan:
     refresh_folders: set[tuple[int, str]]  # folders whose sidecars changed: their book is re-read
     moved: list[tuple[DiskFile, KnownFile]] = field(default_factory=list)  # new place, old row
 
+    @property
+    def touched(self) -> set[tuple[int, str]]:
+        """(root id, path) of every file to read: new or changed."""
+        return {(d.root_id, d.path) for d in self.new} | {
+            (d.root_id, d.path) for d, _ in self.changed
+        }
+
 
 def diff(
     walks: Iterable[RootWalk],

@@ -175,10 +175,7 @@ class Scanner:
                     mtime_ns=d.mtime_ns,
                     inode=d.inode,
                 )
-        touched = {(d.root_id, d.path) for d in plan.new} | {
-            (d.root_id, d.path) for d, _ in plan.changed
-        }
-        units = plan_units(walks, known, touched, plan.refresh_folders)
+        units = plan_units(walks, known, plan.touched, plan.refresh_folders)
         units, settling = _split_settling(units, self.options.settle_s)
         for unit in settling:
             for disk, _ in unit.files:
@@ -281,11 +278,8 @@ class Scanner:
         walk = await asyncio.to_thread(stat_files, root_id, root, paths, sidecar_paths)
         known = await load_known_paths(self.pool, root_id, paths)
         plan = diff([walk], known)
-        touched = {(d.root_id, d.path) for d in plan.new} | {
-            (d.root_id, d.path) for d, _ in plan.changed
-        }
         refresh = {(root_id, os.path.dirname(p)) for p in sidecar_paths}
-        units = plan_units([walk], known, touched, refresh)
+        units = plan_units([walk], known, plan.touched, refresh)
         return await self.process(library_id, units, {root_id: root}, events, progress, stop)
 
     async def scan_folders(
