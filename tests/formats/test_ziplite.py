@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import zipfile
-import zlib
 from pathlib import Path
 
 import pytest
@@ -51,12 +50,11 @@ def test_a_damaged_member_is_refused() -> None:
 
 
 def test_the_cap_holds_whatever_the_headers_claim() -> None:
-    bomb = zlib.compressobj(9, zlib.DEFLATED, -15)
-    payload = bomb.compress(b"\0" * (8 << 20)) + bomb.flush()
-    data = bytearray(_zip({"big": b"\0" * (8 << 20)}))
-    assert len(payload) < 20_000
-    z = _open(bytes(data))
-    assert len(z.read(z.members[0], 1024)) == 1025  # the caller refuses it as too large
+    z = _open(_zip({"big": b"\0" * (8 << 20)}))
+    (member,) = z.members
+    assert member.compress_size < 20_000 < member.file_size  # a small bomb
+    # Inflation stops one byte past the cap; the caller refuses that as too large.
+    assert len(z.read(member, 1024)) == 1025
 
 
 def test_not_a_zip_and_zip64_are_told_apart(tmp_path: Path) -> None:
