@@ -85,6 +85,29 @@ class CoverImage:
     mime: str | None = None
 
 
+# audio technical
+@pickled_by_fields
+@dataclass(frozen=True, slots=True)
+class AudioFacts:
+    """One audio file's part numbering and stream facts.
+
+    Per file, not per book: an audiobook's parts each have their own track,
+    disc and codec, and a book server orders parts by track/disc and decides on
+    transcoding by codec/bitrate. Numbers are positive or None.
+    """
+
+    album: str | None = None
+    track_number: int | None = None
+    track_total: int | None = None
+    disc_number: int | None = None
+    disc_total: int | None = None
+    composer: str | None = None
+    codec: str | None = None  # "aac", "mp3", "flac", "opus", "vorbis", "alac" ...
+    bitrate: int | None = None  # bits per second
+    sample_rate: int | None = None  # Hz
+    channels: int | None = None
+
+
 @pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Metadata:
@@ -108,3 +131,5 @@ class Metadata:
     duration_s: float | None = None
     page_count: int | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    # audio technical
+    audio: AudioFacts | None = None

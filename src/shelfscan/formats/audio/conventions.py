@@ -33,7 +33,7 @@ from shelfscan.formats.audio.tags import (
     Tags,
 )
 from shelfscan.formats.identifiers import classify_identifier
-from shelfscan.formats.records import Contributor, Identifier, Metadata, SeriesEntry
+from shelfscan.formats.records import AudioFacts, Contributor, Identifier, Metadata, SeriesEntry
 from shelfscan.formats.text import clean, normalise_date, strip_html
 
 _MAX_NAMES = 64
@@ -52,6 +52,7 @@ _SERIES_MARKED_RE = re.compile(
     re.IGNORECASE,
 )
 _SERIES_BARE_RE = re.compile(r"^(?P<name>.*[^\W\d_].*?)[\s,:\-–—]+(?P<num>\d{1,4}(?:\.\d{1,4})?)$")
+_PART_RE = re.compile(r"\s*0*(\d{1,6})\s*(?:(?:/|\bof\b)\s*0*(\d{1,6}))?", re.IGNORECASE)
 _DATE_KEYS = ("date", "releasedate", "year", "originaldate")
 
 
@@ -124,7 +125,39 @@ def assemble(fmt: str, tags: Tags, stream: Stream) -> Metadata:
         cover=tags.front_cover or tags.any_cover,
         duration_s=stream.duration,
         extra=extra,
+        audio=_audio_facts(tags, stream, album),
     )
+
+
+def _audio_facts(tags: Tags, stream: Stream, album: str | None) -> AudioFacts:
+    """The file's part numbers ("3/12", or a number plus a TRACKTOTAL-style tag) and stream."""
+    track, track_total = _part_number(tags.first("track"), tags.first("tracktotal"))
+    disc, disc_total = _part_number(tags.first("disc"), tags.first("disctotal"))
+    return AudioFacts(
+        album=album,
+        track_number=track,
+        track_total=track_total,
+        disc_number=disc,
+        disc_total=disc_total,
+        composer=_line(tags.first("composer")),
+        codec=stream.codec,
+        bitrate=stream.bitrate,
+        sample_rate=stream.sample_rate,
+        channels=stream.channels,
+    )
+
+
+def _part_number(value: str | None, total: str | None) -> tuple[int | None, int | None]:
+    """(number, total) of "3", "3/12" or "3 of 12"; zero and garbage are None."""
+    number = of = None
+    match = _PART_RE.match(value or "")
+    if match:
+        number = int(match.group(1)) or None
+        of = int(match.group(2)) if match.group(2) else None
+    if of is None and total:
+        found = _PART_RE.match(total)
+        of = int(found.group(1)) if found else None
+    return number, of or None
 
 
 def _line(value: str | None) -> str | None:

@@ -265,12 +265,16 @@ def _freeform_text(value: Any) -> str:
 
 def _mp4_chapters(fh: BinaryIO, size: int, moov: _Moov) -> list[Chapter]:
     """QuickTime chapter track first (Apple's form), else Nero `chpl`; broken ones cost nothing else."""
+    chapters: list[Chapter] = []
     try:
         chapters = _qt_chapters(fh, size, moov)
-        if not chapters and moov.chpl is not None:
-            chapters = _nero_chapters(moov.buf, *moov.chpl)
     except (ParseError, struct.error, IndexError, ValueError, OverflowError):
-        return []
+        chapters = []  # a broken chapter track must not hide the Nero list
+    if not chapters and moov.chpl is not None:
+        try:
+            chapters = _nero_chapters(moov.buf, *moov.chpl)
+        except (struct.error, IndexError, ValueError, OverflowError):
+            return []
     return chapters
 
 
@@ -439,24 +443,55 @@ def _read_samples(
 
 
 def _nero_chapters(buf: bytes, start: int, end: int) -> list[Chapter]:
-    """Nero `chpl` chapters: 100 ns start times and length-prefixed UTF-8 titles."""
+    """Nero `chpl` chapters: 100 ns start times and length-prefixed UTF-8 titles.
+
+    Writers disagree on the header after version/flags: Nero and ffmpeg write
+    4 reserved bytes and an 8-bit count (the layout mutagen assumes, whatever
+    the version), mp4v2 one reserved byte and a 32-bit count (so more than 255
+    chapters fit), and version-0 boxes may carry no reserved bytes at all. The
+    box does not say which, so every layout is read and the one whose entries
+    fill the box exactly wins, else the one reading the most entries (a truncated
+    box keeps its complete entries); the version only breaks ties.
+    """
     if start + 5 > end:
         return []
     version = buf[start]
-    pos = start + (8 if version else 4)
-    if pos >= end:
+    layouts = _NERO_LAYOUTS_V0 if version == 0 else _NERO_LAYOUTS_V1
+    best: tuple[tuple[bool, int, int], list[tuple[int, str]]] | None = None
+    for preference, (count_at, count_width) in enumerate(layouts):
+        pos = start + count_at
+        if pos + count_width > end:
+            continue
+        count = int.from_bytes(buf[pos : pos + count_width], "big")
+        entries, stop = _nero_entries(buf, pos + count_width, end, min(count, MAX_CHAPTERS))
+        exact = len(entries) == min(count, MAX_CHAPTERS) and stop == end
+        score = (exact, len(entries), -preference)
+        if best is None or score > best[0]:
+            best = (score, entries)
+    if best is None:
         return []
-    count = buf[pos]
-    pos += 1
-    out: list[Chapter] = []
-    for index in range(1, count + 1):
+    return [
+        Chapter(title=chapter_title(title, index), level=0, start_s=round(start_100ns / 1e7, 3))
+        for index, (start_100ns, title) in enumerate(best[1], start=1)
+    ]
+
+
+# (offset of the chapter count after the box payload start, its width in bytes), in the order
+# a box of that version most likely uses.
+_NERO_LAYOUTS_V1 = ((8, 1), (5, 4), (4, 1))
+_NERO_LAYOUTS_V0 = ((4, 1), (8, 1), (5, 4))
+
+
+def _nero_entries(buf: bytes, pos: int, end: int, count: int) -> tuple[list[tuple[int, str]], int]:
+    """Up to `count` (start in 100 ns, title) entries from pos; stops at the first that overruns."""
+    out: list[tuple[int, str]] = []
+    for _ in range(count):
         if pos + 9 > end:
             break
         start_100ns = _U64.unpack_from(buf, pos)[0]
         length = buf[pos + 8]
-        title = buf[pos + 9 : min(pos + 9 + length, end)].decode("utf-8", "replace")
+        if pos + 9 + length > end:
+            break
+        out.append((start_100ns, buf[pos + 9 : pos + 9 + length].decode("utf-8", "replace")))
         pos += 9 + length
-        out.append(
-            Chapter(title=chapter_title(title, index), level=0, start_s=round(start_100ns / 1e7, 3))
-        )
-    return out
+    return out, pos

@@ -39,6 +39,10 @@ _VORBIS_ONLY = MappingProxyType(
         "CONTENTGROUP": "grouping",
         "TRACKNUMBER": "track",
         "DISCNUMBER": "disc",
+        "TRACKTOTAL": "tracktotal",
+        "TOTALTRACKS": "tracktotal",
+        "DISCTOTAL": "disctotal",
+        "TOTALDISCS": "disctotal",
     }
 )
 
