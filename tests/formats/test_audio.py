@@ -40,22 +40,12 @@ from PIL import Image
 
 from shelfscan.formats.audio import MAX_TAG_BYTES, parse_audio
 from shelfscan.formats.records import Chapter, Identifier, ParseError, SeriesEntry
+from tests.formats.audio_files import MP3_FRAME, MP3_SECONDS, minimal_flac, silent_mp3
 from tests.formats.helpers import corpus_keys
 
 # ---------------------------------------------------------------------------
 # Builders
 # ---------------------------------------------------------------------------
-
-# MPEG-1 Layer III, no CRC, 128 kbit/s, 44.1 kHz, no padding, single channel.
-# Frame length = 144 * 128000 / 44100 = 417 bytes; all-zero side info decodes as silence.
-MP3_FRAME = b"\xff\xfb\x90\xc0" + bytes(417 - 4)
-MP3_FRAMES = 40  # 40 * 1152 / 44100 = 1.045 s
-MP3_SECONDS = MP3_FRAMES * 1152 / 44100
-
-
-def silent_mp3(path: Path, frames: int = MP3_FRAMES) -> Path:
-    path.write_bytes(MP3_FRAME * frames)
-    return path
 
 
 def png_bytes(width: int = 3, height: int = 4) -> bytes:
@@ -154,15 +144,6 @@ def raw_id3(frames: list[bytes], *, version: int = 4, declared: int | None = Non
 
 def text_frame(frame_id: bytes, text: str) -> bytes:
     return id3_frame(frame_id, b"\x03" + text.encode())
-
-
-def minimal_flac(path: Path, seconds: int = 2) -> Path:
-    """A FLAC made of a STREAMINFO block and nothing else: enough for tags and a duration."""
-    rate, channels, bits, samples = 44100, 2, 16, 44100 * seconds
-    packed = (rate << 44) | ((channels - 1) << 41) | ((bits - 1) << 36) | samples
-    streaminfo = struct.pack(">HH", 4096, 4096) + bytes(6) + packed.to_bytes(8, "big") + bytes(16)
-    path.write_bytes(b"fLaC" + bytes([0x80]) + len(streaminfo).to_bytes(3, "big") + streaminfo)
-    return path
 
 
 @contextmanager

@@ -69,7 +69,14 @@ SELECT json_build_object(
           'cover', (
               SELECT json_build_object('mime', cv.mime, 'width', cv.width, 'height', cv.height,
                                        'sha256', cv.sha256)
-              FROM shelfscan.covers cv WHERE cv.id = f.cover_id)
+              FROM shelfscan.covers cv WHERE cv.id = f.cover_id),
+          -- audio technical
+          'audio', (
+              SELECT json_build_object('album', fa.album, 'track_number', fa.track_number,
+                  'track_total', fa.track_total, 'disc_number', fa.disc_number,
+                  'disc_total', fa.disc_total, 'composer', fa.composer, 'codec', fa.codec,
+                  'bitrate', fa.bitrate, 'sample_rate', fa.sample_rate, 'channels', fa.channels)
+              FROM shelfscan.file_audio fa WHERE fa.file_id = f.id)
         ) ORDER BY f.sort_order, f.path)
       FROM shelfscan.files f JOIN shelfscan.library_paths lp ON lp.id = f.root_id
       WHERE f.book_id = b.id), '[]'::json)

@@ -35,6 +35,23 @@ class ChapterRow:
     start_s: float | None = None
 
 
+# audio technical
+@dataclass(frozen=True, slots=True)
+class AudioRow:
+    """A `shelfscan.file_audio` row: one audio file's part numbers and stream facts."""
+
+    album: str | None = None
+    track_number: int | None = None
+    track_total: int | None = None
+    disc_number: int | None = None
+    disc_total: int | None = None
+    composer: str | None = None
+    codec: str | None = None
+    bitrate: int | None = None
+    sample_rate: int | None = None
+    channels: int | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class FileRow:
     file_id: int | None  # None: a new file
@@ -57,6 +74,8 @@ class FileRow:
     identifiers: tuple[tuple[str, str], ...] = ()
     narrator_ids: tuple[int, ...] = ()
     chapters: tuple[ChapterRow, ...] = ()
+    # audio technical
+    audio: AudioRow | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,6 +318,7 @@ async def _write_batch(conn: asyncpg.Connection, books: Sequence[BookRow]) -> li
             *(list(col) for col in zip(*file_rows, strict=True)),
         )
     await _insert_links(conn, books, book_ids, files, only_new=only_new)
+    await _write_audio(conn, files, old_file_ids, only_new=only_new)
     moved_from = {
         f.previous_book_id for _, bid, f in files if f.previous_book_id not in (None, bid)
     }
@@ -312,6 +332,50 @@ async def _write_batch(conn: asyncpg.Connection, books: Sequence[BookRow]) -> li
             list(moved_from),
         )
     return book_ids
+
+
+# audio technical
+_AUDIO_COLUMNS = [
+    "file_id", "album", "track_number", "track_total", "disc_number", "disc_total",
+    "composer", "codec", "bitrate", "sample_rate", "channels",
+]  # fmt: skip
+
+
+async def _write_audio(
+    conn: asyncpg.Connection,
+    files: list[tuple[int, int, FileRow]],
+    old_file_ids: list[int],
+    *,
+    only_new: bool,
+) -> None:
+    """Replace the files' `file_audio` rows; a library without audio costs no statement."""
+    rows = [
+        (
+            fid, a.album, a.track_number, a.track_total, a.disc_number, a.disc_total,
+            a.composer, a.codec, a.bitrate, a.sample_rate, a.channels,
+        )
+        for fid, _, f in files
+        if (a := f.audio) is not None
+    ]  # fmt: skip
+    if only_new:
+        if rows:
+            await conn.copy_records_to_table(
+                "file_audio", records=rows, columns=_AUDIO_COLUMNS, schema_name="shelfscan"
+            )
+        return
+    if old_file_ids:
+        await conn.execute(
+            "DELETE FROM shelfscan.file_audio WHERE file_id = ANY($1::bigint[])", old_file_ids
+        )
+    if rows:
+        await conn.execute(
+            f"""
+            INSERT INTO shelfscan.file_audio ({", ".join(_AUDIO_COLUMNS)})
+            SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::int[], $5::int[],
+                $6::int[], $7::text[], $8::text[], $9::int[], $10::int[], $11::int[])
+            """,
+            *(list(col) for col in zip(*rows, strict=True)),
+        )
 
 
 async def _upsert_covers(conn: asyncpg.Connection, covers: list[CoverRow]) -> dict[str, int]:

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from shelfscan import names
 from shelfscan.catalogue.entities import EntityKey, EntityKind, EntityName, EntityResolver
 from shelfscan.catalogue.known import KnownFile
-from shelfscan.catalogue.writer import BookRow, ChapterRow, CoverRow, FileRow
+from shelfscan.catalogue.writer import AudioRow, BookRow, ChapterRow, CoverRow, FileRow
 from shelfscan.covers import StoredCover
+from shelfscan.formats.records import AudioFacts
 from shelfscan.scan.discovery import DiskFile
 from shelfscan.scan.merge import MergedBook, merge_book
 from shelfscan.scan.parse import ParseOutcome, SidecarData
@@ -46,6 +47,15 @@ def _cover_row(cover: StoredCover | None) -> CoverRow | None:
     return CoverRow(
         cover.sha256, cover.mime, cover.width, cover.height, cover.size, cover.pack, cover.offset
     )
+
+
+def _audio_row(facts: AudioFacts | None) -> AudioRow | None:
+    if facts is None:
+        return None
+    return AudioRow(
+        facts.album, facts.track_number, facts.track_total, facts.disc_number, facts.disc_total,
+        facts.composer, facts.codec, facts.bitrate, facts.sample_rate, facts.channels,
+    )  # fmt: skip
 
 
 class Assembler:
@@ -134,6 +144,7 @@ class Assembler:
                     chapters=tuple(
                         ChapterRow(c.title, c.level, c.href, c.start_s) for c in meta.chapters
                     ),
+                    audio=_audio_row(meta.audio),
                 )
             )
         book_ids = Counter(p.known.book_id for p in parts.files if p.known)

@@ -58,7 +58,7 @@ def parse_audio(path: str | os.PathLike[str]) -> Metadata:
     fmt = AUDIO_EXTENSIONS.get(os.path.splitext(name)[1].lower())
     try:
         with open(name, "rb") as fh:
-            return _parse(fh, fmt)
+            return _parse(fh, fmt, name)
     except (FileNotFoundError, ParseError):
         raise
     except MutagenError as exc:
@@ -87,7 +87,7 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:300]
 
 
-def _parse(fh: BinaryIO, fmt: str | None) -> Metadata:
+def _parse(fh: BinaryIO, fmt: str | None, path: str) -> Metadata:
     size = os.fstat(fh.fileno()).st_size
     if size == 0:
         raise ParseError("empty file")
@@ -114,7 +114,7 @@ def _parse(fh: BinaryIO, fmt: str | None) -> Metadata:
         stream = read_mp3(fh, size, head, tags)
     elif kind == "flac":
         fmt = fmt or "flac"
-        stream = read_flac(fh, size, head, tags)
+        stream = read_flac(fh, size, head, tags, path)
     else:
         stream = read_ogg(fh, size, tags)
         fmt = fmt or ("opus" if stream.codec == "opus" else "ogg")

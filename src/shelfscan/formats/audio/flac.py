@@ -1,11 +1,18 @@
-"""FLAC: metadata blocks walked with bounded reads, then Vorbis comments and pictures via mutagen."""
+"""FLAC: metadata blocks walked with bounded reads, then Vorbis comments and pictures via mutagen.
+
+Chapters: Vorbis CHAPTERnnn comments, else a cue sheet, read only for FLAC
+files without those (so other formats pay nothing): the CUESHEET comment, else
+a `.cue` beside the file (see `cue` for why the binary CUESHEET block is not).
+"""
 
 from __future__ import annotations
 
+import os
 from typing import BinaryIO
 
 from mutagen.flac import FLAC
 
+from shelfscan.formats.audio.cue import cue_sidecar_text, parse_cue_text
 from shelfscan.formats.audio.id3 import id3v2_extent
 from shelfscan.formats.audio.tags import MAX_TAG_BYTES, Stream, Tags, positive_float, positive_int
 from shelfscan.formats.audio.vorbis import check_comment_count, read_vorbis_comments
@@ -14,7 +21,7 @@ from shelfscan.formats.records import ParseError
 _MAX_FLAC_BLOCKS = 4096
 
 
-def read_flac(fh: BinaryIO, size: int, head: bytes, tags: Tags) -> Stream:
+def read_flac(fh: BinaryIO, size: int, head: bytes, tags: Tags, path: str) -> Stream:
     _check_flac(fh, size, head)
     fh.seek(0)
     flac = FLAC(fh)
@@ -23,6 +30,8 @@ def read_flac(fh: BinaryIO, size: int, head: bytes, tags: Tags) -> Stream:
     for picture in flac.pictures[:16]:
         tags.picture(int(picture.type), picture.data, picture.mime)
     info = flac.info
+    if not tags.chapters:
+        _cue_chapters(tags, path)
     return Stream(
         duration=positive_float(info.length),
         codec="flac",
@@ -30,6 +39,17 @@ def read_flac(fh: BinaryIO, size: int, head: bytes, tags: Tags) -> Stream:
         sample_rate=positive_int(info.sample_rate),
         channels=positive_int(info.channels),
     )
+
+
+def _cue_chapters(tags: Tags, path: str) -> None:
+    audio_name = os.path.basename(path)
+    text = tags.first("cuesheet")
+    if text:
+        tags.chapters = parse_cue_text(text, audio_name)
+    if not tags.chapters:
+        sidecar = cue_sidecar_text(path)
+        if sidecar:
+            tags.chapters = parse_cue_text(sidecar, audio_name)
 
 
 def _check_flac(fh: BinaryIO, size: int, head: bytes) -> None:

@@ -69,7 +69,7 @@ NAMED = MappingProxyType(
     }
 )
 DESCRIPTION_KEYS = ("longdescription", "description", "comment")
-LONG_TEXT_KEYS = frozenset({*DESCRIPTION_KEYS, "othercomment"})
+LONG_TEXT_KEYS = frozenset({*DESCRIPTION_KEYS, "othercomment", "cuesheet"})
 
 
 @dataclass(slots=True)

@@ -43,6 +43,7 @@ _VORBIS_ONLY = MappingProxyType(
         "TOTALTRACKS": "tracktotal",
         "DISCTOTAL": "disctotal",
         "TOTALDISCS": "disctotal",
+        "CUESHEET": "cuesheet",
     }
 )
 
