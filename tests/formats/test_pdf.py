@@ -368,3 +368,74 @@ def test_outline_size_is_capped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
     meta = parse_pdf(make_pdf(tmp_path / "many.pdf", outline=False, tweak=tweak))
     assert [c.title for c in meta.chapters] == [f"C{i}" for i in range(7)]
+
+
+# ---------------------------------------------------------------------------
+# Page 1 as the cover
+# ---------------------------------------------------------------------------
+
+
+def image_pdf(path: Path, size: tuple[int, int], colour: tuple[int, int, int]) -> Path:
+    """A one-page PDF whose page is exactly a solid-colour image (72 dpi: 1 px = 1 pt)."""
+    from PIL import Image
+
+    Image.new("RGB", size, colour).save(path, "PDF", resolution=72.0)
+    return path
+
+
+def dominant(data: bytes) -> tuple[int, int, int]:
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(data)).convert("RGB")
+    colours = image.getcolors(image.width * image.height)
+    assert colours is not None
+    return max(colours)[1]
+
+
+@pytest.mark.parametrize(
+    ("size", "expected"),
+    [((300, 450), (400, 600)), ((1000, 500), (600, 300)), ((60, 60), (600, 600))],
+)
+def test_page_one_renders_at_thumbnail_size(
+    tmp_path: Path, size: tuple[int, int], expected: tuple[int, int]
+) -> None:
+    from PIL import Image
+
+    path = image_pdf(tmp_path / "p.pdf", size, (200, 30, 40))
+    cover = pdf.render_first_page(path)
+    assert cover is not None and cover.mime == "image/jpeg"
+    assert Image.open(io.BytesIO(cover.data)).size == expected
+    r, g, b = dominant(cover.data)
+    assert abs(r - 200) <= 6 and abs(g - 30) <= 6 and abs(b - 40) <= 6
+
+
+def test_parse_pdf_itself_renders_nothing(tmp_path: Path) -> None:
+    assert parse_pdf(image_pdf(tmp_path / "p.pdf", (50, 80), (0, 0, 255))).cover is None
+
+
+@pytest.mark.parametrize(("width", "height"), [(20_000, 20_000), (5000, 10), (1, 1000)])
+def test_absurd_page_boxes_are_not_rendered(tmp_path: Path, width: int, height: int) -> None:
+    writer = PdfWriter()
+    writer.add_blank_page(width=width, height=height)
+    path = tmp_path / "absurd.pdf"
+    with open(path, "wb") as fh:
+        writer.write(fh)
+    with pytest.raises(pdf.CoverRenderError, match="not rendered"):
+        pdf.render_first_page(path)
+
+
+def test_unrenderable_pdf_is_a_cover_error(tmp_path: Path) -> None:
+    path = tmp_path / "broken.pdf"
+    path.write_bytes(b"%PDF-1.4\nthis is not a PDF body\n")
+    with pytest.raises(pdf.CoverRenderError, match="not rendered"):
+        pdf.render_first_page(path)
+
+
+def test_corpus_pdfs_render_a_cover(corpus_dir: Path) -> None:
+    from PIL import Image
+
+    for name in ("test.pdf", "metadata.pdf", "pdflatex-outline.pdf", "test_cix.pdf"):
+        cover = pdf.render_first_page(corpus_dir / "pdf" / name)
+        assert cover is not None, name
+        width, height = Image.open(io.BytesIO(cover.data)).size
+        assert max(width, height) == pdf.COVER_LONGEST_SIDE_PX, name

@@ -8,15 +8,20 @@ Info without touching XMP; then Info wins. Empty values never win.
 
 Hostile files are bounded by pypdf's own decompression limits, by reading the
 XMP packet through the hardened XML parser, and by walking the outline
-iteratively with caps on entries, visited nodes and depth. No page is rendered,
-so there is never a cover.
+iteratively with caps on entries, visited nodes and depth.
+
+`parse_pdf` renders nothing; `render_first_page` (called by the parse stage
+only for a PDF whose folder has no cover sidecar) renders page 1 with PDFium as
+the cover, the way calibre, Kavita and Komga show PDFs.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import io
 import os
 import re
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -24,8 +29,16 @@ from typing import Any, BinaryIO
 
 from lxml import etree
 
+from shelfscan.errors import ShelfscanError
 from shelfscan.formats.identifiers import classify_identifier
-from shelfscan.formats.records import Chapter, Contributor, Identifier, Metadata, ParseError
+from shelfscan.formats.records import (
+    Chapter,
+    Contributor,
+    CoverImage,
+    Identifier,
+    Metadata,
+    ParseError,
+)
 from shelfscan.formats.text import clean, normalise_date, strip_html
 from shelfscan.formats.xmlsafe import UnsafeXMLError, parse_xml
 
@@ -35,6 +48,7 @@ __all__ = [
     "MAX_OUTLINE_NODES",
     "MAX_XMP_BYTES",
     "parse_pdf",
+    "render_first_page",
     "split_authors",
 ]
 
@@ -503,3 +517,66 @@ def _dest_page(dest: Any, page_ids: dict[int, int]) -> int | None:
     page_ref = getattr(target, "indirect_reference", None)
     idnum = getattr(page_ref, "idnum", None)
     return page_ids.get(idnum) if isinstance(idnum, int) else None
+
+
+# --- page 1 as the cover ---------------------------------------------------------------------
+
+COVER_LONGEST_SIDE_PX = 600
+"""Thumbnail-friendly: what a book server's grid shows, and a bitmap of at most ~1 MiB."""
+MAX_PAGE_SIDE_PT = 14_400
+"""PDF's own limit (200 inches); a larger or degenerate MediaBox is a crafted page: no cover."""
+MAX_PAGE_ASPECT = 20
+COVER_JPEG_QUALITY = 85
+
+# PDFium is one process-wide C library that must not be entered from two threads at once
+# (the thread executor runs parse chunks in parallel threads); this lock is its, not ours.
+_PDFIUM_LOCK = threading.Lock()
+
+
+class CoverRenderError(ShelfscanError):
+    """Page 1 of a PDF could not be rendered; the book keeps everything else."""
+
+
+def render_first_page(path: str | os.PathLike[str]) -> CoverImage | None:
+    """Page 1 as a JPEG whose longest side is COVER_LONGEST_SIDE_PX; None for a PDF with no pages.
+
+    Time is bounded by the parse executor's watchdog like every parser; memory by
+    the render size (the bitmap is never larger than 600 px a side, whatever the
+    page says) and by refusing absurd page boxes before anything is drawn.
+    """
+    try:
+        import pypdfium2  # deferred: only PDFs without a cover sidecar pay for it
+    except ImportError as exc:
+        raise CoverRenderError(f"PDF rendering unavailable (pypdfium2): {exc}") from None
+    with _PDFIUM_LOCK:
+        try:
+            document = pypdfium2.PdfDocument(os.fspath(path))
+        except pypdfium2.PdfiumError as exc:
+            raise CoverRenderError(f"PDF cover not rendered: {exc}") from None
+        try:
+            if len(document) == 0:
+                return None
+            page = document[0]
+            try:
+                width, height = page.get_size()
+                if not (0 < width <= MAX_PAGE_SIDE_PT and 0 < height <= MAX_PAGE_SIDE_PT):
+                    raise CoverRenderError(
+                        f"PDF cover not rendered: page 1 is {width:g}x{height:g} pt"
+                    )
+                if max(width, height) > MAX_PAGE_ASPECT * min(width, height):
+                    raise CoverRenderError("PDF cover not rendered: page 1 is a strip, not a page")
+                scale = COVER_LONGEST_SIDE_PX / max(width, height)
+                bitmap = page.render(scale=scale, may_draw_forms=False)
+                try:
+                    image = bitmap.to_pil().convert("RGB")
+                finally:
+                    bitmap.close()
+            finally:
+                page.close()
+        except pypdfium2.PdfiumError as exc:
+            raise CoverRenderError(f"PDF cover not rendered: {exc}") from None
+        finally:
+            document.close()
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=COVER_JPEG_QUALITY, optimize=True)
+    return CoverImage(data=out.getvalue(), mime="image/jpeg")

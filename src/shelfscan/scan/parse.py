@@ -19,6 +19,7 @@ import xxhash
 
 from shelfscan.covers import CoverPack, StoredCover
 from shelfscan.formats import sidecars
+from shelfscan.formats.pdf import CoverRenderError, render_first_page
 from shelfscan.formats.records import Metadata, ParseError, pickled_by_fields
 from shelfscan.formats.registry import check_magic, format_for_name
 
@@ -87,7 +88,10 @@ def parse_units(units: list[UnitTask], covers_dir: str) -> list[UnitOutcome]:
         return [
             UnitOutcome(
                 unit.index,
-                tuple(parse_one(task, pack) for task in unit.files),
+                tuple(
+                    parse_one(task, pack, render_cover=not _has_cover_sidecar(unit))
+                    for task in unit.files
+                ),
                 read_sidecars(unit.sidecars, pack) if unit.sidecars else None,
             )
             for unit in units
@@ -103,7 +107,7 @@ def read_sidecars(paths: tuple[str, ...], pack: CoverPack) -> SidecarData:
     for path in sorted(paths, key=_sidecar_rank):
         name = os.path.basename(path).lower()
         try:
-            if name.startswith(("cover.", "folder.")):
+            if _is_cover_sidecar(name):
                 if "cover" in found:
                     continue
                 data = _read_capped(path, MAX_SIDECAR_COVER_BYTES)
@@ -123,6 +127,14 @@ def read_sidecars(paths: tuple[str, ...], pack: CoverPack) -> SidecarData:
         except (ParseError, OSError, ValueError) as exc:
             problems.append((path, " ".join(str(exc).split())[:300] or type(exc).__name__))
     return SidecarData(problems=tuple(problems), **found)  # type: ignore[arg-type]
+
+
+def _is_cover_sidecar(name: str) -> bool:
+    return name.startswith(("cover.", "folder."))
+
+
+def _has_cover_sidecar(unit: UnitTask) -> bool:
+    return any(_is_cover_sidecar(os.path.basename(p).lower()) for p in unit.sidecars)
 
 
 def _sidecar_rank(path: str) -> tuple[int, str]:
@@ -148,7 +160,9 @@ def _read_capped(path: str, cap: int) -> bytes:
     return data
 
 
-def parse_one(task: ParseTask, pack: CoverPack) -> ParseOutcome:
+def parse_one(task: ParseTask, pack: CoverPack, *, render_cover: bool = True) -> ParseOutcome:
+    """Parse one file; `render_cover` lets a coverless PDF have page 1 rendered as its cover
+    (False when the folder's cover sidecar would win anyway: rendering costs ~10-50 ms)."""
     started = time.perf_counter()
     spec = format_for_name(task.path)
     try:
@@ -163,6 +177,8 @@ def parse_one(task: ParseTask, pack: CoverPack) -> ParseOutcome:
             metadata = spec.parse_bytes(task.path, whole)  # small file: already in memory
         else:
             metadata = spec.parse(task.path)
+        if render_cover and metadata.cover is None and metadata.format == "pdf":
+            metadata = _with_rendered_cover(task.path, metadata)
         cover = None
         if metadata.cover is not None:
             try:
@@ -198,6 +214,15 @@ def parse_one(task: ParseTask, pack: CoverPack) -> ParseOutcome:
         fingerprint=fingerprint,
         elapsed_s=time.perf_counter() - started,
     )
+
+
+def _with_rendered_cover(path: str, metadata: Metadata) -> Metadata:
+    """Page 1 as the cover; a page that will not render costs the cover, never the book."""
+    try:
+        rendered = render_first_page(path)
+    except CoverRenderError as exc:
+        return dataclasses.replace(metadata, extra={**metadata.extra, "cover_error": str(exc)})
+    return dataclasses.replace(metadata, cover=rendered)
 
 
 FINGERPRINT_SPAN = 64 * 1024
