@@ -318,7 +318,7 @@ async def _write_batch(conn: asyncpg.Connection, books: Sequence[BookRow]) -> li
             *(list(col) for col in zip(*file_rows, strict=True)),
         )
     await _insert_links(conn, books, book_ids, files, only_new=only_new)
-    await _write_audio(conn, files, old_file_ids, only_new=only_new)
+    await _write_audio(conn, files, only_new=only_new)
     moved_from = {
         f.previous_book_id for _, bid, f in files if f.previous_book_id not in (None, bid)
     }
@@ -344,11 +344,14 @@ _AUDIO_COLUMNS = [
 async def _write_audio(
     conn: asyncpg.Connection,
     files: list[tuple[int, int, FileRow]],
-    old_file_ids: list[int],
     *,
     only_new: bool,
 ) -> None:
-    """Replace the files' `file_audio` rows; a library without audio costs no statement."""
+    """Write the files' `file_audio` rows in one statement; books without audio cost none.
+
+    An upsert is enough on a rescan: a file keeps its extension, and every audio
+    file that parses has facts, so no stale row is left behind.
+    """
     rows = [
         (
             fid, a.album, a.track_number, a.track_total, a.disc_number, a.disc_total,
@@ -363,16 +366,14 @@ async def _write_audio(
                 "file_audio", records=rows, columns=_AUDIO_COLUMNS, schema_name="shelfscan"
             )
         return
-    if old_file_ids:
-        await conn.execute(
-            "DELETE FROM shelfscan.file_audio WHERE file_id = ANY($1::bigint[])", old_file_ids
-        )
     if rows:
         await conn.execute(
             f"""
             INSERT INTO shelfscan.file_audio ({", ".join(_AUDIO_COLUMNS)})
             SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::int[], $5::int[],
                 $6::int[], $7::text[], $8::text[], $9::int[], $10::int[], $11::int[])
+            ON CONFLICT (file_id) DO UPDATE SET
+                {", ".join(f"{c} = EXCLUDED.{c}" for c in _AUDIO_COLUMNS[1:])}
             """,
             *(list(col) for col in zip(*rows, strict=True)),
         )
