@@ -22,6 +22,7 @@ from typing import BinaryIO
 
 from mutagen import MutagenError
 
+from shelfscan.errors import one_line
 from shelfscan.formats.audio.conventions import assemble
 from shelfscan.formats.audio.flac import read_flac
 from shelfscan.formats.audio.id3 import id3v2_extent, read_mp3
@@ -62,7 +63,7 @@ def parse_audio(path: str | os.PathLike[str]) -> Metadata:
     except (FileNotFoundError, ParseError):
         raise
     except MutagenError as exc:
-        raise ParseError(f"not a readable audio file: {_one_line(exc)}") from None
+        raise ParseError(f"not a readable audio file: {one_line(str(exc))}") from None
     except (
         OSError,
         EOFError,
@@ -79,12 +80,8 @@ def parse_audio(path: str | os.PathLike[str]) -> Metadata:
         RecursionError,
         AssertionError,  # mutagen asserts on some malformed structures
     ) as exc:
-        reason = _one_line(exc) or "malformed data"
+        reason = one_line(str(exc)) or "malformed data"
         raise ParseError(f"not a readable audio file: {type(exc).__name__}: {reason}") from None
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:300]
 
 
 def _parse(fh: BinaryIO, fmt: str | None, path: str) -> Metadata:
