@@ -34,7 +34,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from shelfscan.paths.numbers import (
-    Marker,
     NumberRange,
     find_chapter,
     find_episode,

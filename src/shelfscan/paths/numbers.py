@@ -55,7 +55,7 @@ def _plain(value: Decimal) -> str:
 
 
 def parse_decimal(text: str) -> Decimal | None:
-    """"001" -> 1, "033.5" -> 33.5, "153b" -> 153.5 (a letter suffix is a half issue)."""
+    """ "001" -> 1, "033.5" -> 33.5, "153b" -> 153.5 (a letter suffix is a half issue)."""
     half = text[-1:].isalpha()
     if half:
         text = text[:-1]

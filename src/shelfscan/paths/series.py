@@ -9,11 +9,21 @@ the series; the year is returned apart because it identifies a volume run ("Batm
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 
 from shelfscan.paths.numbers import group_year
 from shelfscan.paths.tokens import spaced, strip_groups, trim_separators
 
-__all__ = ["clean_series", "series_and_year"]
+__all__ = ["SERIES_MARKED_RE", "clean_series", "series_and_year", "series_entry"]
+
+# "Name, Book 3", "Name #3", "Name (Vol. 2)", "Name Teil 4": a series name and its position,
+# as series tags, groupings and "(Series #3)" groups in names write them.
+SERIES_MARKED_RE = re.compile(
+    r"^(?P<name>.*?\w.*?)[\s,:\-–—(]*"
+    r"(?:#|\b(?:book|bk\.?|vol\.?|volume|part|pt\.?|no\.?|number|band|tome|teil|folge)\s*#?)"
+    r"\s*(?P<num>\d{1,6}(?:\.\d{1,4})?)\)?\s*$",
+    re.IGNORECASE,
+)
 
 # Special words a name carries next to the series ("Circle of Fire Special - Adam Strange",
 # "Identity Crisis Extra - ...", "Darker than Black Omake-1"): not part of the series.
@@ -38,3 +48,12 @@ def series_and_year(text: str) -> tuple[str | None, str | None]:
 def clean_series(text: str) -> str | None:
     """The series a folder or name part means, or None when nothing is left."""
     return series_and_year(text)[0]
+
+
+def series_entry(text: str) -> tuple[str, Decimal] | None:
+    """("Name", number) from "Name, Book 3" / "Name #3" / "Name Vol. 2"; None without both."""
+    found = SERIES_MARKED_RE.match(text)
+    if not found:
+        return None
+    name = found.group("name").rstrip(" ,:-–—(")
+    return (name, Decimal(found.group("num"))) if name else None

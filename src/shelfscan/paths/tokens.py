@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from shelfscan.formats.text import clean
+
 __all__ = [
     "COMIC_EXTS",
     "TRACK_EXTS",
@@ -58,14 +60,15 @@ def split_name(filename: str) -> tuple[str, str]:
 
 
 def spaced(text: str, *, dots: bool = False) -> str:
-    """Underscores read as spaces, whitespace collapsed; with `dots`, a dotted name
+    """Underscores read as spaces, whitespace collapsed, control characters dropped (as
+    `formats.text.clean`); with `dots`, a dotted name
     without spaces ("Gantz.V26") reads its dots as spaces too (decimals survive)."""
     text = text[:MAX_NAME_CHARS]
     if "_" in text:
         text = text.replace("_", " ")
     if dots and " " not in text and "." in text:
         text = _DOTTED_RE.sub(" ", text)
-    return " ".join(text.split())
+    return clean(text) or ""
 
 
 def strip_groups(text: str) -> tuple[str, tuple[str, ...]]:
