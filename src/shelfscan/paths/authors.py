@@ -76,6 +76,8 @@ def _comma_list(text: str) -> list[str]:
         return [f"{pieces[0]}, {pieces[1]}"]
     if len(pieces) == 3 and _is_suffix(pieces[2]) and _pairs(pieces[:2]):
         return [", ".join(pieces)]
+    if len(pieces) == 2 and len(pieces[1].split()) == 1 and len(pieces[0].split()) <= 3:
+        return [f"{pieces[0]}, {pieces[1]}"]  # "García Márquez, Gabriel": a two-word surname
     paired = _pairs(pieces)
     if paired is not None:
         return paired

@@ -80,6 +80,8 @@ _SPECIAL_FOLDERS = frozenset(
         "side stories",
     }
 )  # fmt: skip
+# Containers nest a few deep ("Series/Vol.1/Chapter 1/"); farther folders are shelves.
+_MAX_FOLDERS = 8
 _CUT_TAIL_RE = re.compile(r"[\s\-_,:;~]+$")
 
 
@@ -213,7 +215,7 @@ def parse_comic_path(parts: Sequence[str]) -> ComicName:
     """
     if not parts:
         return ComicName()
-    folders = list(parts[:-1])
+    folders = list(parts[-_MAX_FOLDERS - 1 : -1])
     volume: NumberRange | None = None
     chapter: NumberRange | None = None
     special = False

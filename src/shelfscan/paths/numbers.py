@@ -84,39 +84,68 @@ _A = r"(?:x\d+)?(?:v\d{1,2})?(?=$|[\s\-_,()\[\]#:!~+.])"
 # A range is "1-3", or "c000 - c006" with a marker repeated; "v6 - 10" is a volume, then an issue.
 _RANGE = rf"(?P<a>{_N})(?:(?:-|\s+-\s*(?=c|ch|#)|\s*-\s+(?=c|ch|#))(?:c|ch\.?|#)?(?P<b>{_N}))?"
 
-_VOLUME_RES = (
-    # Latin and Cyrillic words: "Vol. 1", "Volume 01", "Tome 2", "Том 1", "Тома 1-4", "vol_356"
-    re.compile(rf"{_B}(?:vols?\.?|volumes?|tomes?|тома?|t\.)\s*[-.]?\s*{_RANGE}{_A}", re.I),
-    # Single letters glued to the number: "v01", "V2000", "T3", "t6"
-    re.compile(rf"{_B}[vt]{_RANGE}{_A}", re.I),
-    # A season before an issue: "Tower Of God S01 014"
-    re.compile(rf"{_B}s(?P<a>\d{{1,2}})(?=\s+\d)", re.I),
-    # CJK: 第03卷, 第1册, 1巻, 1-3巻, 7.5권, 卷2; Thai เล่ม 1 / เล่มที่ 5; Korean 시즌34
-    re.compile(rf"第\s*{_RANGE}\s*[巻卷册冊集]"),
-    re.compile(rf"{_RANGE}\s*[巻卷册冊권]"),
-    re.compile(rf"[卷巻]\s*{_RANGE}"),
-    re.compile(rf"เล่ม(?:ที่)?\s*{_RANGE}"),
-    re.compile(rf"시즌\s*{_RANGE}"),
+
+def _family(latin: tuple[str, ...], other: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
+    """One alternation per family, so a name is searched once: (ASCII-only, all scripts).
+
+    Each alternative's range groups are renamed a0/b0, a1/b1...; `_marker` finds the one that
+    matched from `lastgroup`. Alternatives keep their order, so at one position the first
+    listed wins, as the leftmost match wins across positions.
+    """
+
+    def join(templates: tuple[str, ...]) -> re.Pattern[str]:
+        parts = [
+            t.replace("(?P<a>", f"(?P<a{i}>").replace("(?P<b>", f"(?P<b{i}>")
+            for i, t in enumerate(templates)
+        ]
+        return re.compile("|".join(f"(?:{p})" for p in parts), re.I)
+
+    return join(latin), join(latin + other)
+
+
+_VOLUMES = _family(
+    (
+        # "Vol. 1", "Volume 01", "Tome 2", "vol_356", "t. 2"
+        rf"{_B}(?:vols?\.?|volumes?|tomes?|t\.)\s*[-.]?\s*{_RANGE}{_A}",
+        # Single letters glued to the number: "v01", "V2000", "T3", "t6"
+        rf"{_B}[vt]{_RANGE}{_A}",
+        # A season before an issue: "Tower Of God S01 014"
+        rf"{_B}s(?P<a>\d{{1,2}})(?=\s+\d)",
+    ),
+    (
+        # Russian "Том 1", "Тома 1-4"
+        rf"{_B}тома?\s*[-.]?\s*{_RANGE}{_A}",
+        # CJK: 第03卷, 第1册, 1巻, 1-3巻, 7.5권, 卷2; Thai เล่ม 1 / เล่มที่ 5; Korean 시즌34
+        rf"第\s*{_RANGE}\s*[巻卷册冊集]",
+        rf"{_RANGE}\s*[巻卷册冊권]",
+        rf"[卷巻]\s*{_RANGE}",
+        rf"เล่ม(?:ที่)?\s*{_RANGE}",
+        rf"시즌\s*{_RANGE}",
+    ),
 )
 _VOLUME_TBD_RE = re.compile(rf"{_B}vol(?:ume)?\.?\s*tbd\b", re.I)
 
-_CHAPTER_RES = (
-    # "#57", "issue #25"
-    re.compile(rf"{_B}(?:issue\s*)?#\s*{_RANGE}{_A}", re.I),
-    re.compile(rf"#\s*{_RANGE}{_A}"),
-    # "Chapter 001", "chapters 101-108", "Ch.15", "Chp. 1", "c106", "c001-008"
-    re.compile(rf"{_B}(?:chapters?|chap|chp|ch)\.?\s*[-.]?\s*{_RANGE}{_A}", re.I),
-    re.compile(rf"{_B}c{_RANGE}{_A}", re.I),
-    # Russian "Глава 3" and "2 Глава"
-    re.compile(rf"{_B}глава\s*{_RANGE}", re.I),
-    re.compile(rf"{_B}{_RANGE}\s*глава(?!\s*\d)", re.I),
-    # Thai ตอนที่ / บทที่; CJK 第3话, 第10話; Korean 106화, 13회, 13장
-    re.compile(rf"(?:ตอนที่|บทที่)\s*{_RANGE}"),
-    re.compile(rf"第\s*{_RANGE}\s*[话話回]"),
-    re.compile(rf"{_RANGE}\s*[화회장]"),
+_CHAPTERS = _family(
+    (
+        # "#57", "issue #25", "x#3"
+        rf"{_B}(?:issue\s*)?#\s*{_RANGE}{_A}",
+        rf"#\s*{_RANGE}{_A}",
+        # "Chapter 001", "chapters 101-108", "Ch.15", "Chp. 1", "c106", "c001-008"
+        rf"{_B}(?:chapters?|chap|chp|ch)\.?\s*[-.]?\s*{_RANGE}{_A}",
+        rf"{_B}c{_RANGE}{_A}",
+    ),
+    (
+        # Russian "Глава 3" and "2 Глава"
+        rf"{_B}глава\s*{_RANGE}",
+        rf"{_B}{_RANGE}\s*глава(?!\s*\d)",
+        # Thai ตอนที่ / บทที่; CJK 第3话, 第10話; Korean 106화, 13회, 13장
+        rf"(?:ตอนที่|บทที่)\s*{_RANGE}",
+        rf"第\s*{_RANGE}\s*[话話回]",
+        rf"{_RANGE}\s*[화회장]",
+    ),
 )
 # Episodes rank below chapters and issues: "Umineko - Episode 3 - ... #02" is issue 2.
-_EPISODE_RE = re.compile(rf"{_B}(?:episode|ep)\.?\s*[-.]?\s*{_RANGE}{_A}", re.I)
+_EPISODES = _family((rf"{_B}(?:episode|ep)\.?\s*[-.]?\s*{_RANGE}{_A}",), ())
 
 # Specials: Kavita's comic conventions (annuals, one-shots, omake, TPB, hors-série...).
 _SP_RE = re.compile(rf"{_B}sp\s?(?P<a>\d{{1,3}}){_A}", re.I)
@@ -137,25 +166,23 @@ _TRAILING_RE = re.compile(
 
 
 def _marker(match: re.Match[str]) -> Marker:
+    last = match.lastgroup or "a"
+    suffix = last[1:]
     groups = match.groupdict()
-    first = groups.get("a")
-    number = _range(first, groups.get("b")) if first else None
+    first = groups.get(f"a{suffix}")
+    second = groups.get(f"b{suffix}")
+    number = _range(first, second) if first else None
     return Marker(number, match.start(), match.end())
 
 
-def _first(patterns: tuple[re.Pattern[str], ...], text: str) -> Marker | None:
-    best: re.Match[str] | None = None
-    for pattern in patterns:
-        for match in pattern.finditer(text):
-            if best is None or match.start() < best.start():
-                best = match
-            break
-    return _marker(best) if best is not None else None
+def _first(family: tuple[re.Pattern[str], ...], text: str) -> Marker | None:
+    match = family[0 if text.isascii() else 1].search(text)
+    return _marker(match) if match is not None else None
 
 
 def find_volume(text: str) -> Marker | None:
     """The first volume marker in `text` ("Vol. 1", "v01", "T3", "第1巻", "Том 1", "เล่ม 1")."""
-    found = _first(_VOLUME_RES, text)
+    found = _first(_VOLUMES, text)
     if "tbd" in text.lower():
         tbd = _VOLUME_TBD_RE.search(text)
         if tbd and (found is None or tbd.start() < found.start):
@@ -166,12 +193,12 @@ def find_volume(text: str) -> Marker | None:
 def find_chapter(text: str) -> Marker | None:
     """The first issue/chapter marker (`#N`, `Ch.`, `Chapter`, `c106`, 第3话, 106화, Глава),
     else the first episode marker (`Episode 406`, `Ep. 1`)."""
-    return _first(_CHAPTER_RES, text) or find_episode(text)
+    return _first(_CHAPTERS, text) or find_episode(text)
 
 
 def find_episode(text: str) -> Marker | None:
     """The first episode marker ("Episode 406", "Ep. 001")."""
-    return _first((_EPISODE_RE,), text)
+    return _first(_EPISODES, text)
 
 
 def find_special(text: str) -> Marker | None:
