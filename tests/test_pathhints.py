@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import time
+import zipfile
 from decimal import Decimal
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from shelfscan.formats.records import Identifier, Metadata
 from shelfscan.scan.pathhints import metadata_from_path
+from shelfscan.testing.covers import cover_jpeg
+from tests.scanning import ScanFn, export
 
 
 def summary(meta: Metadata) -> tuple[object, ...]:
@@ -212,3 +216,37 @@ def test_hostile_paths_are_fast() -> None:
     for path in nasty:
         metadata_from_path(path)
     assert time.perf_counter() - start < 1.0
+
+
+def _untagged_cbz(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("001.jpg", cover_jpeg(1, (60, 90), 2_000))
+
+
+async def test_untagged_comics_get_series_and_numbers_through_export(
+    pool: asyncpg.Pool, scan: ScanFn, tmp_path: Path
+) -> None:
+    """The whole scan: untagged archives named as Kavita's and Komga's users name them."""
+    root = tmp_path / "comics"
+    for rel in (
+        "Saga 001 (2012) (Digital) (Empire-Zone).cbz",
+        "Batgirl/Batgirl Vol.2000 #57.cbz",
+        "Btooom!/Specials/Art Book.cbz",
+        "Btooom!/Vol.1/Chapter 1/1.cbz",
+        "Akame ga KILL! ZERO (2016-2019) (Digital) (LuCaZ)/Akame ga KILL! ZERO v02 (2016).cbz",
+    ):
+        _untagged_cbz(root / rel)
+    summary = await scan(root)
+    assert summary.files_failed == 0
+    got = {
+        (b["title"], tuple((s["name"], s["number"]) for s in b["series"]), b["release_date"])
+        for b in await export(pool)
+    }
+    assert got == {
+        ("Saga 001", (("Saga", 1),), "2012"),
+        ("Batgirl Vol.2000 #57", (("Batgirl", 57),), None),
+        ("Art Book", (("Btooom!", None),), None),
+        ("Btooom! 1", (("Btooom!", 1),), None),
+        ("Akame ga KILL! ZERO v02", (("Akame ga KILL! ZERO", 2),), "2016"),
+    }
