@@ -16,6 +16,9 @@ from types import MappingProxyType
 
 __all__ = [
     "collapse",
+    "is_cjk",
+    "is_name_particle",
+    "is_name_suffix",
     "name_key",
     "person_display",
     "person_key",
@@ -64,7 +67,7 @@ _PARTICLES = frozenset(
     {
         "van", "von", "de", "der", "den", "du", "la", "le", "da", "di", "del", "della",
         "dei", "degli", "des", "dos", "das", "do", "ten", "ter", "te", "'t", "zu", "zum",
-        "zur", "vom", "af", "av", "op",
+        "zur", "vom", "af", "av", "op", "al", "el", "bin", "ibn",
     }
 )  # fmt: skip
 # Generational and academic suffixes, compared lower-case without dots (calibre's default
@@ -166,6 +169,16 @@ def _is_suffix(text: str) -> bool:
     return _bare(text) in _SUFFIXES
 
 
+def is_name_suffix(word: str) -> bool:
+    """A generational or academic suffix ("Jr.", "III", "PhD"), case and dots ignored."""
+    return _is_suffix(word)
+
+
+def is_name_particle(word: str) -> bool:
+    """A surname particle ("van", "von", "de", "da", "le"...), compared lower-case."""
+    return word.lower() in _PARTICLES
+
+
 def _not_a_person(text: str) -> bool:
     """Organisations and lists of people must never be flipped around a comma."""
     if any(ch.isdigit() or ch in "&/+@" for ch in text) or "et al" in text.lower():
@@ -232,7 +245,7 @@ def person_key(name: str) -> str:
     return " ".join(out)
 
 
-def _is_cjk(text: str) -> bool:
+def is_cjk(text: str) -> bool:
     """Written in a script whose names put the family name first (Han, kana, Hangul)."""
     for ch in text:
         if ch.isalpha():
@@ -250,7 +263,7 @@ def _without_brackets(text: str) -> str:
 
 def _sort_from_display(text: str) -> str:
     words = text.split(" ")
-    if len(words) < 2 or _not_a_person(text) or _is_cjk(text):
+    if len(words) < 2 or _not_a_person(text) or is_cjk(text):
         return text
     first = 0
     while first < len(words) and _bare(words[first]) in _PREFIXES:

@@ -3,7 +3,8 @@
 One module per concern, each pure (no I/O, no state; compiled patterns only):
 
 * `tokens`: `split_name(filename) -> (stem, ext)`, `spaced(text, dots=False)`,
-  `strip_groups(text) -> (text, groups)`, `is_noise(word)`, `trim_separators(text)`,
+  `strip_groups(text) -> (text, groups)`, `is_noise(word)`, `is_disc_folder(name)`,
+  `trim_separators(text)`,
   `COMIC_EXTS`, `TRACK_EXTS`.
 * `numbers`: `NumberRange(start, end)` (str: "1", "1-3", "12.5"), `Marker(number, start,
   end)`, `find_volume(text)`, `find_chapter(text)`, `find_episode(text)`,
@@ -40,6 +41,7 @@ from shelfscan.paths.series import SERIES_MARKED_RE, clean_series, series_and_ye
 from shelfscan.paths.tokens import (
     COMIC_EXTS,
     TRACK_EXTS,
+    is_disc_folder,
     is_noise,
     spaced,
     split_name,
@@ -61,6 +63,7 @@ __all__ = [
     "find_special",
     "find_volume",
     "group_year",
+    "is_disc_folder",
     "is_noise",
     "parse_comic_name",
     "parse_comic_path",

@@ -14,28 +14,12 @@ gives the reading order and the written form is a good sort name.
 from __future__ import annotations
 
 import re
-import unicodedata
+
+from shelfscan.names import is_cjk, is_name_particle, is_name_suffix
 
 __all__ = ["split_authors"]
 
 _LIST_SPLIT_RE = re.compile(r"\s*(?:;|；|&|＆|\+|\band\b|\bund\b|\bet\b|、|，)\s*", re.I)
-_SUFFIXES = frozenset({"jr", "jnr", "sr", "snr", "ii", "iii", "iv", "phd", "md", "esq"})
-_PARTICLES = frozenset(
-    {"van", "von", "de", "der", "den", "du", "la", "le", "da", "di", "del", "della", "des",
-     "dos", "das", "do", "ten", "ter", "st", "st.", "mc", "o'", "al", "el", "bin", "ibn"}
-)  # fmt: skip
-
-
-def _is_cjk(text: str) -> bool:
-    for ch in text:
-        if ch.isalpha():
-            name = unicodedata.name(ch, "")
-            return name.startswith(("CJK", "HIRAGANA", "KATAKANA", "HANGUL"))
-    return False
-
-
-def _is_suffix(piece: str) -> bool:
-    return piece.lower().replace(".", "").strip() in _SUFFIXES
 
 
 def _is_surname(piece: str) -> bool:
@@ -43,7 +27,7 @@ def _is_surname(piece: str) -> bool:
     words = piece.split()
     if len(words) == 1:
         return True
-    return all(w.lower() in _PARTICLES for w in words[:-1])
+    return all(is_name_particle(w) for w in words[:-1])
 
 
 def _is_given(piece: str) -> bool:
@@ -58,7 +42,7 @@ def _pairs(pieces: list[str]) -> list[str] | None:
     people = []
     for index in range(0, len(pieces), 2):
         last, first = pieces[index], pieces[index + 1]
-        if not (_is_surname(last) and _is_given(first)) or _is_suffix(last):
+        if not (_is_surname(last) and _is_given(first)) or is_name_suffix(last):
             return None
         people.append(f"{last}, {first}")
     return people
@@ -69,12 +53,12 @@ def _comma_list(text: str) -> list[str]:
     pieces = [p for p in pieces if p]
     if len(pieces) <= 1:
         return pieces
-    if any(_is_cjk(p) for p in pieces):
+    if any(is_cjk(p) for p in pieces):
         return pieces
     # Suffix pieces belong to the person before them ("King, Martin Luther, Jr.").
-    if len(pieces) == 2 and _is_suffix(pieces[1]):
+    if len(pieces) == 2 and is_name_suffix(pieces[1]):
         return [f"{pieces[0]}, {pieces[1]}"]
-    if len(pieces) == 3 and _is_suffix(pieces[2]) and _pairs(pieces[:2]):
+    if len(pieces) == 3 and is_name_suffix(pieces[2]) and _pairs(pieces[:2]):
         return [", ".join(pieces)]
     if len(pieces) == 2 and len(pieces[1].split()) == 1 and len(pieces[0].split()) <= 3:
         return [f"{pieces[0]}, {pieces[1]}"]  # "García Márquez, Gabriel": a two-word surname

@@ -15,6 +15,7 @@ from shelfscan.formats.text import clean
 __all__ = [
     "COMIC_EXTS",
     "TRACK_EXTS",
+    "is_disc_folder",
     "is_noise",
     "spaced",
     "split_name",
@@ -45,6 +46,8 @@ _NOISE = frozenset(
     }
 )  # fmt: skip
 _SEPARATORS = " -_,:;~–—"
+# Disc folders ("CD 1", "Disc 2", "Part 3") hold parts of the book in their parent folder.
+_DISC_DIR_RE = re.compile(r"^(?:cd|dis[ck]|part)\s*[-_ ]?\s*\d{1,3}$", re.IGNORECASE)
 
 
 def split_name(filename: str) -> tuple[str, str]:
@@ -101,3 +104,8 @@ def trim_separators(text: str) -> str:
     """Strip separators (space, dash, underscore, comma, colon...) from both ends; dots stay
     ("Hentai Ouji to Warawanai Neko." is a real series name)."""
     return text.strip(_SEPARATORS)
+
+
+def is_disc_folder(name: str) -> bool:
+    """A disc folder ("CD 1", "Disc 2", "Part 3", "cd01"): part of the book above it."""
+    return _DISC_DIR_RE.match(name.strip()) is not None

@@ -60,11 +60,12 @@ from decimal import Decimal
 
 from shelfscan.formats.identifiers import classify_identifier
 from shelfscan.formats.records import Contributor, Identifier, Metadata, SeriesEntry
-from shelfscan.names import person_display, person_key
+from shelfscan.names import is_name_particle, person_display, person_key
 from shelfscan.paths import (
     COMIC_EXTS,
     TRACK_EXTS,
     TitleFolder,
+    is_disc_folder,
     parse_comic_path,
     parse_title_folder,
     spaced,
@@ -88,10 +89,8 @@ _NO_AUTHOR = frozenset(
     {"unknown", "unknown author", "unknown authors", "various", "various authors",
      "various artists", "va", "n/a", "none"}
 )  # fmt: skip
-_PARTICLES = frozenset({"van", "von", "de", "der", "den", "du", "la", "le", "da", "di", "del"})
 _ARTICLES = frozenset({"the", "a", "an"})
 
-_DISC_DIR_RE = re.compile(r"^(?:cd|dis[ck]|part)\s*[-_ ]?\s*\d{1,3}$", re.IGNORECASE)
 _GENERIC_STEM_RE = re.compile(
     r"^(?:\d{1,4}|(?:track|chapter|ch|part|pt|disc|disk|cd|side)\s*[-_.]?\s*\d{1,4}"
     r"|file|book|ebook|audiobook|index|text)$",
@@ -103,7 +102,6 @@ _AFTER_SERIES_RE = re.compile(
     re.IGNORECASE,
 )
 _DASH_SPLIT_RE = re.compile(r"\s+[-–—]\s+")
-_PEOPLE_SPLIT_RE = re.compile(r"\s*(?:;|&|\band\b)\s*")
 _DASHES = (" - ", " – ", " — ")
 _SEPARATORS = (*_DASHES, " (", " [", " {", ": ", " by ", ", ")
 _APOSTROPHES = str.maketrans({"’": "'", "‘": "'"})
@@ -122,12 +120,12 @@ def _looks_like_person(text: str) -> bool:
     """1-4 capitalised words per name, no digits, not starting with an article."""
     if not text or len(text) > 100 or any(ch.isdigit() for ch in text):
         return False
-    for name in _PEOPLE_SPLIT_RE.split(text):
+    for name in split_authors(text):
         words = name.replace(",", " ").split()
         if not 1 <= len(words) <= 4 or words[0].lower() in _ARTICLES:
             return False
         for word in words:
-            if word.lower() not in _PARTICLES and not word[0].isupper():
+            if not is_name_particle(word) and not word[0].isupper():
                 return False
     return True
 
@@ -214,7 +212,7 @@ def metadata_from_path(rel_path: str) -> Metadata:
     stem, ext = split_name(parts[-1])
     stem_text = spaced(stem)
     folders = [f for f in parts[:-1] if _loose(f) not in _GENERIC_FOLDERS]
-    while folders and _DISC_DIR_RE.match(folders[-1].strip()):
+    while folders and is_disc_folder(folders[-1]):
         folders.pop()
     if ext in COMIC_EXTS:
         return _comic([*folders, parts[-1]], stem)
