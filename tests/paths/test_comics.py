@@ -152,8 +152,37 @@ COMICS = [
     ("Berserk/v01/001.cbz", "Berserk", "1", "1", None, False),
     ("Hellboy/Tome 3/Hellboy T3.cbz", "Hellboy", "3", None, None, False),
     ("Naruto/Chapters/Naruto c700.cbz", "Naruto", None, "700", None, False),
-    # A series folder wins over a noisy file name.
-    ("Attack on Titan/[Group] Shingeki no Kyojin v01 [Digital].cbz", "Attack on Titan", "1", None, None, False),
+    # A series folder wins over a noisy file name naming the same series...
+    ("Dorohedoro/[Group] DOROHEDORO_v02_[Digital].cbz", "Dorohedoro", "2", None, None, False),
+    ("Saga (2012)/saga_001_(digital)_(empire).cbz", "Saga", None, "1", "2012", False),
+    # ... but a numbered file naming another series keeps it (Kavita's DefaultParserTests;
+    # Komga would take the folder): spin-offs are filed with their parent series.
+    ("Goblin Slayer/Goblin Slayer - Brand New Day 006.5 (2019) (Digital) (danke-Empire).cbz",
+     "Goblin Slayer - Brand New Day", None, "6.5", "2019", False),
+    ("Corpse Party Musume/Kedouin Makoto - Corpse Party Musume, Chapter 09.cbz",
+     "Kedouin Makoto - Corpse Party Musume", None, "9", None, False),
+    ("Mujaki no Rakuen Something/Mujaki no Rakuen Vol12 ch76.cbz", "Mujaki no Rakuen", "12", "76", None, False),
+    ("Attack on Titan/[Group] Shingeki no Kyojin v01 [Digital].cbz", "Shingeki no Kyojin", "1", None, None, False),
+    # A file naming no series, only a title, or a special takes the folder's series.
+    ("Shimoneta to Iu Gainen ga Sonzai Shinai Taikutsu na Sekai Man-hen/Vol 1.cbz",
+     "Shimoneta to Iu Gainen ga Sonzai Shinai Taikutsu na Sekai Man-hen", "1", None, None, False),
+    ("Kono Subarashii Sekai ni Bakuen wo!/Vol. 00 Ch. 000.cbz", "Kono Subarashii Sekai ni Bakuen wo!", "0", "0", None, False),
+    ("The Beginning After the End/Chapter 001.cbz", "The Beginning After the End", None, "1", None, False),
+    ("Something Random/Mujaki no Rakuen SP01.cbz", "Something Random", None, None, None, True),
+    ("Love Hina/Love Hina - Special.cbz", "Love Hina", None, None, None, True),
+    ("Love Hina/Specials/Ani-Hina Art Collection.cbz", "Love Hina", None, None, None, True),
+    ("Summer Time Rendering/Specials/Record 014 (between chapter 083 and ch084) SP11.cbr",
+     "Summer Time Rendering", None, None, None, True),
+    ("Foo 50 (kiraa)/Specials/Foo 50 SP01.cbz", "Foo 50", None, None, None, True),
+    ("Btooom!/Specials/Just a special SP01.cbz", "Btooom!", None, None, None, True),
+    ("Hajime no Ippo/Artbook/Hajime no Ippo - Artbook.cbz", "Hajime no Ippo", None, None, None, True),
+    ("Btooom!/Vol.1 Chapter 2/1.cbz", "Btooom!", "1", "2", None, False),
+    ("Air Gear/Air Gear Omnibus v01 (2016) (Digital) (Shadowcat-Empire).cbz", "Air Gear", "1", None, "2016", True),
+    ("Tenjo Tenge (Color)/Tenjo Tenge {Full Contact Edition} v01 (2011) (Digital) (ASTC).cbz",
+     "Tenjo Tenge", "1", None, "2011", False),
+    ("Seraph of the End/Seraph of the End - Vampire Reign 093 (2020) (Digital) (LuCaZ).cbz",
+     "Seraph of the End - Vampire Reign", None, "93", "2020", False),
+    ("APOSIMZ/APOSIMZ 040 (2020) (Digital) (danke-Empire).cbz", "APOSIMZ", None, "40", "2020", False),
 ]  # fmt: skip
 
 # Kavita IsComicSpecialTest: specials, annuals, one-shots, TPBs, hors-série.

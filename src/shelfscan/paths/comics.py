@@ -18,9 +18,13 @@ folders, and a mixed library needs both):
   in the library root (Kavita), but as issue 4 of the folder's series when a folder names
   the series (`Asterix/04 - Asterix the Gladiator.cbz`).
 * Paths: the nearest folder that names something other than a volume, chapter or specials
-  container is the series and wins over the file name ("a folder named for the series wins
-  over a noisy file name"); `Specials/`, `Extras/`, `Vol.1/`, `Chapter 1/` folders are
-  containers: they give a special flag, a volume or a chapter, never the series. A file in
+  container is the series folder; `Specials/`, `Extras/`, `Artbook/`, `Vol.1/`, `Chapter 1/`
+  folders are containers: they give a special flag, a volume or a chapter, never the series.
+  The series folder wins over the file name when it names the same series (its spelling,
+  without the file's noise), when the file name gives no series ("Batman/001.cbz", "Vol
+  1.cbz") or no number (a title: "Batman/Batman - Year One.cbr"), and for specials ("Love Hina/Specials/Art Collection.cbz"); a file name naming
+  another series keeps it, as Kavita does ("Goblin Slayer/Goblin Slayer - Brand New Day
+  006.5.cbz" is a spin-off filed with its parent; Komga would say "Goblin Slayer"). A file in
   the library root takes its series from its own name.
 * Specials: Kavita's comic rules (SP01, Annual, One Shot, Omake, Special(s), Bonus, TPB,
   Omnibus, Hors Série, FCBD, art books). Kavita's manga rules flag only `SP01`; one reading
@@ -148,7 +152,9 @@ def _bare(text: str, series_known: bool) -> tuple[str, NumberRange | None]:
         if not head.strip():
             if index == 0 and len(segments) > 1:
                 # "04 - Asterix the Gladiator": an album number before a title.
-                return " - ".join(segments[1:]), (number if series_known else None)
+                if series_known:  # the rest is the album's title, not a series
+                    return "", number
+                return " - ".join(segments[1:]), None
             if index == 0:
                 return "", number
         kept = [*segments[:index], head] if head.strip() else segments[:index]
@@ -235,17 +241,26 @@ def parse_comic_path(parts: Sequence[str]) -> ComicName:
         return ComicName(
             series=own.series,
             volume=own.volume or volume,
-            number=own.number or chapter,
+            number=chapter or own.number,
             year=own.year,
             special=own.special or special,
             title=own.title,
         )
     series, folder_year = series_and_year(series_folder)
+    special = own.special or special
+    numbered = own.number is not None or own.volume is not None
+    if own.series and series and numbered and not special and _loose(own.series) != _loose(series):
+        series = own.series  # "Goblin Slayer/Goblin Slayer - Brand New Day 006.5": a spin-off
     return ComicName(
         series=series or own.series,
         volume=own.volume or volume,
-        number=own.number or chapter,
+        number=chapter or own.number,  # "Vol.1 Chapter 2/1.cbz": the file is a part of chapter 2
         year=own.year or folder_year,
-        special=own.special or special,
+        special=special,
         title=own.title,
     )
+
+
+def _loose(text: str) -> str:
+    """Comparison form of a series: casefolded letters and digits only."""
+    return "".join(ch for ch in text.casefold() if ch.isalnum())

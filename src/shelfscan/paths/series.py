@@ -28,6 +28,9 @@ SERIES_MARKED_RE = re.compile(
 # Special words a name carries next to the series ("Circle of Fire Special - Adam Strange",
 # "Identity Crisis Extra - ...", "Darker than Black Omake-1"): not part of the series.
 _SPECIAL_TAIL_RE = re.compile(r"\s+(?:special|extra|omake)(?=\s*(?:-|$))", re.I)
+# Editions name a printing, not the series ("Air Gear Omnibus", "Chobits Omnibus Edition",
+# "To Love Ru Uncensored": Kavita's edition rule).
+_EDITION_TAIL_RE = re.compile(r"\s+(?:omnibus(?:\s+edition)?|uncensored)$", re.I)
 _TRAILING_SPAN_RE = re.compile(r"\s+\(?((?:1[89]|20)\d{2})\s*-\s*(?:(?:1[89]|20)\d{2}|\d{2})?\)?$")
 
 
@@ -41,6 +44,7 @@ def series_and_year(text: str) -> tuple[str | None, str | None]:
         text = text[: span.start()]
     if " " in text:
         text = _SPECIAL_TAIL_RE.sub("", text)
+        text = _EDITION_TAIL_RE.sub("", trim_separators(text))
     text = " ".join(trim_separators(text).split())
     return (text or None), year
 
