@@ -125,6 +125,17 @@ FOLDERS = [
     ("Author/Series/Title Volume 2/01.mp3", ("Title", N, ("Author",), (("Series", "2"),), (), N, N)),
     ("Author/Title (2004) {Narrator}/01.mp3", ("Title", N, ("Author",), (), ("Narrator",), "2004", N)),
     ("Author/Title {ASIN.1774248182}/01.mp3", ("Title", N, ("Author",), (), (), N, "1774248182")),
+    ("Author/Title [1774248182]/01.mp3", ("Title", N, ("Author",), (), (), N, "1774248182")),
+    ("Author/Title [Retail]/01.mp3", ("Title", N, ("Author",), (), (), N, N)),
+    ("Author/Series/01 - Title/Whatever Name.m4b", ("Title", N, ("Author",), (("Series", "1"),), (), N, N)),
+    ("Author/Title {Reader}/Some Rip.m4b", ("Title", N, ("Author",), (), ("Reader",), N, N)),
+    ("J.K. Rowling/Harry Potter/Book 7 - Harry Potter and the Deathly Hallows - 2007/01.mp3",
+     ("Harry Potter and the Deathly Hallows", N, ("J.K. Rowling",), (("Harry Potter", "7"),), (), "2007", N)),
+    ("Brandon Sanderson/The Stormlight Archive/Book 1 - The Way of Kings {Michael Kramer, Kate Reading}/01.mp3",
+     ("The Way of Kings", N, ("Brandon Sanderson",), (("The Stormlight Archive", "1"),),
+      ("Michael Kramer", "Kate Reading"), N, N)),
+    ("Dan Simmons/Hyperion Cantos/Vol. 2 - The Fall of Hyperion/disc 1/01.mp3",
+     ("The Fall of Hyperion", N, ("Dan Simmons",), (("Hyperion Cantos", "2"),), (), N, N)),
 ]  # fmt: skip
 
 

@@ -11,7 +11,8 @@ Conventions (Audiobookshelf's directory-structure docs and its folder scanner): 
   with more text keeps that text ("Vol. 3 Title Here" -> title "Title Here"), a bare
   number followed by words is a title ("101 Dalmatians"), so is a four-digit year. A middle
   part such as "volume 9" in `Title - volume 9 - Subtitle` goes, leaving `Title - Subtitle`;
-* the year is a leading `1994 - ` or `(1994) - `, or a `(1994)` / `[1994]` group;
+* the year is a leading `1994 - ` or `(1994) - `, a last ` - 1994` part, or a `(1994)` /
+  `[1994]` group;
 * the subtitle is what follows the first ` - ` (for audiobook title folders);
 * other groups: a leading `[Author]`, `(Series #3)` / `(Series, Book 3)` series entries,
   `(Book 3)`, calibre's `(17)` id and `(Unabridged)`-like noise (dropped);
@@ -44,12 +45,20 @@ class TitleFolder:
     authors: tuple[str, ...] = ()  # a leading "[Author]"
     series: tuple[str, Decimal | None] | None = None  # "(Series #3)"
 
+    @property
+    def marked(self) -> bool:
+        """Does the name carry a title folder's markers (sequence, year, narrator, ASIN)?"""
+        return bool(self.sequence is not None or self.year or self.narrators or self.asin)
+
 
 _NUM = r"\d{1,4}(?:\.\d{1,2})?"
 _LABEL = r"(?:book|bk\.?|volume|vol\.?|#)"
+# "[B0015T963C]", "{ASIN.1774248182}", "(asin: B0...)", and Audiobookshelf's bare
+# "[1774248182]": ten upper-case letters or digits in square brackets, with a digit.
 _ASIN_RE = re.compile(
     r"[\[({]\s*(?:asin\s*[.:=]?\s*)?(B0[0-9A-Z]{8})\s*[\])}]"
-    r"|[\[({]\s*asin\s*[.:=]?\s*(\d{9}[\dX])\s*[\])}]",
+    r"|[\[({]\s*asin\s*[.:=]?\s*(\d{9}[\dX])\s*[\])}]"
+    r"|\[(?=[A-Z]*\d)((?-i:[A-Z0-9]{10}))\]",
     re.IGNORECASE,
 )
 _BRACES_RE = re.compile(r"\{([^{}]*)\}")
@@ -98,7 +107,7 @@ def parse_title_folder(text: str, *, in_series: bool = False) -> TitleFolder:
 
     if any(ch in title for ch in "[({"):
         for match in _ASIN_RE.finditer(title):
-            asin = asin or (match.group(1) or match.group(2)).upper()
+            asin = asin or (match.group(1) or match.group(2) or match.group(3)).upper()
         title = _ASIN_RE.sub(" ", title)
         for match in _BRACES_RE.finditer(title):
             narrators.extend(split_authors(match.group(1)))
@@ -152,6 +161,8 @@ def parse_title_folder(text: str, *, in_series: bool = False) -> TitleFolder:
                 else:
                     del parts[index]
                 break
+    if len(parts) > 1 and _YEAR_RE.match(parts[-1]):
+        year = year or parts.pop()  # "Book 7 - Title - 2007"
     title = " - ".join(parts)
     leading = _LEADING_YEAR_RE.match(title)
     if leading:

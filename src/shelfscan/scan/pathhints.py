@@ -224,7 +224,13 @@ def metadata_from_path(rel_path: str) -> Metadata:
     narrators: tuple[str, ...] = ()
     if folders:
         folder_seg = parse_title_folder(folders[-1], in_series=len(folders) >= 3)
-        if ext in TRACK_EXTS or _GENERIC_STEM_RE.match(stem_text):
+        if (
+            ext in TRACK_EXTS
+            or (ext == "m4b" and folder_seg.marked)
+            or _GENERIC_STEM_RE.match(stem_text)
+        ):
+            # Audio tracks, an audiobook in a folder named as a title folder ("Vol 2 - 1995 -
+            # Title", "Title {Narrator}") or a generic file name: the folder is the book.
             seg, above = folder_seg, folders[:-1]
         else:
             parent = spaced(folders[-2]) if len(folders) > 1 else None
