@@ -26,9 +26,10 @@ folders, and a mixed library needs both):
   another series keeps it, as Kavita does ("Goblin Slayer/Goblin Slayer - Brand New Day
   006.5.cbz" is a spin-off filed with its parent; Komga would say "Goblin Slayer"). A file in
   the library root takes its series from its own name.
-* Specials: Kavita's comic rules (SP01, Annual, One Shot, Omake, Special(s), Bonus, TPB,
-  Omnibus, Hors Série, FCBD, art books). Kavita's manga rules flag only `SP01`; one reading
-  for both suits a library that mixes them, and a user calls "X-23 One Shot" a special.
+* Specials: an `SP01` marker, a name ending in a lone special word ("Love Hina - Special",
+  "... - Omake"), or a `Specials/`, `Extras/`, `Omake/`, `Bonus/` folder (Kavita's current
+  rules, the same for comics and manga). Annuals, one-shots, TPBs and omnibuses are issues
+  of their own series ("Blood Syndicate Annual #001": series "Blood Syndicate Annual").
 """
 
 from __future__ import annotations
@@ -79,12 +80,8 @@ _CONTAINER_FOLDERS = frozenset(
     }
 )  # fmt: skip
 _SPECIAL_FOLDERS = frozenset(
-    {
-        "specials", "special", "extras", "extra", "omake", "omakes", "bonus", "bonuses",
-        "one shots", "one-shots", "oneshots", "annuals", "artbooks", "art books", "artbook",
-        "side stories",
-    }
-)  # fmt: skip
+    {"specials", "special", "extras", "extra", "omake", "omakes", "bonus", "bonuses"}
+)
 # Containers nest a few deep ("Series/Vol.1/Chapter 1/"); farther folders are shelves.
 _MAX_FOLDERS = 8
 _CUT_TAIL_RE = re.compile(r"[\s\-_,:;~]+$")
