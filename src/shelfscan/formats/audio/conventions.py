@@ -35,6 +35,7 @@ from shelfscan.formats.audio.tags import (
 from shelfscan.formats.identifiers import classify_identifier
 from shelfscan.formats.records import AudioFacts, Contributor, Identifier, Metadata, SeriesEntry
 from shelfscan.formats.text import clean, normalise_date, strip_html
+from shelfscan.paths.series import SERIES_MARKED_RE as _SERIES_MARKED_RE
 
 _MAX_NAMES = 64
 
@@ -45,12 +46,6 @@ _AUDIOBOOK_GENRE_RE = re.compile(
 _NAME_SPLIT_RE = re.compile(r"\s*;\s*|\s+&\s+|\s*/\s*|\x00")
 _KEYWORD_SPLIT_RE = re.compile(r"[;,]")
 _NUMBER_RE = re.compile(r"\d{1,6}(?:[.,]\d{1,4})?")
-_SERIES_MARKED_RE = re.compile(
-    r"^(?P<name>.*?\w.*?)[\s,:\-–—(]*"
-    r"(?:#|\b(?:book|bk\.?|vol\.?|volume|part|pt\.?|no\.?|number|band|tome|teil|folge)\s*#?)"
-    r"\s*(?P<num>\d{1,6}(?:\.\d{1,4})?)\)?\s*$",
-    re.IGNORECASE,
-)
 _SERIES_BARE_RE = re.compile(r"^(?P<name>.*[^\W\d_].*?)[\s,:\-–—]+(?P<num>\d{1,4}(?:\.\d{1,4})?)$")
 _PART_RE = re.compile(r"\s*0*(\d{1,6})\s*(?:(?:/|\bof\b)\s*0*(\d{1,6}))?", re.IGNORECASE)
 _DATE_KEYS = ("date", "releasedate", "year", "originaldate")
