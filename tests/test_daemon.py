@@ -364,11 +364,24 @@ async def test_healthz_and_metrics_answer(pool: asyncpg.Pool, db_url: str, tmp_p
             await asyncio.sleep(0.2)
         import json
 
-        assert json.loads(body) == {"listener": True, "heartbeat": True, "database": True}
+        checks = json.loads(body)
+        loops = checks.pop("loops")
+        assert checks == {
+            "listener": True,
+            "heartbeat": True,
+            "claim": True,
+            "reaper": True,
+            "database": True,
+        }
+        assert {name: loop["failures"] for name, loop in loops.items()} == {
+            "claim": 0,
+            "heartbeat": 0,
+            "reaper": 0,
+        }
         status, metrics = await asyncio.to_thread(_get, f"http://127.0.0.1:{port}/metrics")
         assert status == 200
         assert 'shelfscan_jobs{kind="scan_library",state="succeeded"} 1.0' in metrics
-        assert "shelfscan_files_scanned_total 4.0" in metrics
+        assert "shelfscan_books_written_total 4.0" in metrics
         assert "shelfscan_oldest_queued_job_age_seconds" in metrics
         assert (await asyncio.to_thread(_get, f"http://127.0.0.1:{port}/nope"))[0] == 404
     finally:
