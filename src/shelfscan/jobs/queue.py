@@ -293,13 +293,16 @@ class JobQueue:
     async def reap(self, *, library_id: int | None = None, limit: int = 200) -> ReapReport:
         """Requeue (with backoff), fail or cancel the jobs whose owner stopped renewing its lease.
 
+        A running row without a lease (written by hand, or by a CLI before leases) counts
+        as expired: every running job must have an owner that renews it.
+
         One small UPDATE per expired job, so that a row that cannot be reaped is
         reported and skipped instead of blocking every other library's.
         """
         rows = await self.pool.fetch(
             """
             SELECT id, owner, attempts FROM shelfscan.jobs
-            WHERE state = 'running' AND lease_expires_at < now()
+            WHERE state = 'running' AND coalesce(lease_expires_at < now(), true)
               AND ($1::bigint IS NULL OR library_id = $1)
             ORDER BY lease_expires_at LIMIT $2
             """,
@@ -323,7 +326,7 @@ class JobQueue:
                         owner = NULL, lease_expires_at = NULL,
                         finished_at = CASE WHEN cancel_requested OR attempts >= max_attempts
                                            THEN now() END
-                    WHERE id = $1 AND state = 'running' AND lease_expires_at < now()
+                    WHERE id = $1 AND state = 'running' AND coalesce(lease_expires_at < now(), true)
                     RETURNING state
                     """,
                     row["id"],

@@ -55,9 +55,9 @@ async def start_cli_job(queue: JobQueue, payload: ScanLibrary) -> CliJob:
         if row is None:
             raise ScanAlreadyRunning("a scan of this library has just started elsewhere") from None
         raise ScanAlreadyRunning(
-            f"a scan of this library is already running (job {row['id']}, owner {row['owner']}, "
-            f"lease renewed until {row['left_s']} s from now; if that process is gone, "
-            f"rerun then, or stop it with `shelfscan jobs cancel {row['id']}`)"
+            f"a scan of this library is already running (job {row['id']} by {row['owner']}; "
+            f"if that process is gone, its lease runs out in {row['left_s']} s and a rerun "
+            "then takes over)"
         ) from None
 
 
