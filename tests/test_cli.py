@@ -120,7 +120,10 @@ def test_library_and_jobs_commands(db_url: str, tmp_path: Path) -> None:
     # Retrying a queued job just makes it due now; an unknown job is a one-line error.
     assert _run(["jobs", "retry", str(job_id)], db_url, tmp_path).returncode == 0
     bad = _run(["jobs", "retry", "999"], db_url, tmp_path)
-    assert bad.returncode == 1 and bad.stderr == "shelfscan: job 999 is unknown or succeeded; queue a new scan instead\n"
+    assert (
+        bad.returncode == 1
+        and bad.stderr == "shelfscan: job 999 is unknown or succeeded; queue a new scan instead\n"
+    )
 
     assert _run(["library", "remove", "Main"], db_url, tmp_path).returncode == 0
     assert _run(["library", "list", "--json"], db_url, tmp_path).stdout == ""

@@ -38,12 +38,24 @@ GOOD: list[tuple[str, Any, Payload]] = [
         {"library_id": 3, "root_id": 4, "files": [{"raw": "bGF0aW4xLel06S5lcHVi"}]},
         ScanFiles(3, 4, (b"latin1-\xe9t\xe9.epub".decode("utf-8", "surrogateescape"),)),
     ),
-    ("scan_path", {"library_id": 3, "root_id": 4, "files": ["a..b.epub"]}, ScanFiles(3, 4, ("a..b.epub",))),
+    (
+        "scan_path",
+        {"library_id": 3, "root_id": 4, "files": ["a..b.epub"]},
+        ScanFiles(3, 4, ("a..b.epub",)),
+    ),
 ]
 
 BAD: list[tuple[str, Any, str]] = [
-    ("scan_path", {"library_id": 1, "root_id": 1, "paths": [1, None]}, "bad payload: paths[0]: must be a path, not 1"),
-    ("scan_path", {"library_id": 1, "root_id": 1, "paths": ["ok", None]}, "bad payload: paths[1]: must be a path, not null"),
+    (
+        "scan_path",
+        {"library_id": 1, "root_id": 1, "paths": [1, None]},
+        "bad payload: paths[0]: must be a path, not 1",
+    ),
+    (
+        "scan_path",
+        {"library_id": 1, "root_id": 1, "paths": ["ok", None]},
+        "bad payload: paths[1]: must be a path, not null",
+    ),
     (
         "scan_path",
         {"library_id": 1, "root_id": 1, "files": ["../other-lib/x.epub"]},
@@ -54,17 +66,53 @@ BAD: list[tuple[str, Any, str]] = [
         {"library_id": 1, "root_id": 1, "files": ["/etc/passwd"]},
         "bad payload: files[0]: '/etc/passwd' is absolute; paths are relative to the root",
     ),
-    ("scan_path", {"library_id": 1, "root_id": 1, "files": ["a\x00b"]}, "bad payload: files[0]: contains a NUL byte"),
-    ("scan_path", {"library_id": 1, "root_id": 1, "files": [""]}, "bad payload: files[0]: names no file"),
-    ("scan_path", {"library_id": 1, "root_id": 1, "files": []}, "bad payload: files: must name at least one file"),
-    ("scan_path", {"library_id": 1, "root_id": 1, "files": "x.epub"}, "bad payload: files: must be a list of paths, not a string"),
-    ("scan_path", {"library_id": 1, "root_id": 1}, "bad payload: paths: a scan_path job needs either 'paths' or 'files'"),
+    (
+        "scan_path",
+        {"library_id": 1, "root_id": 1, "files": ["a\x00b"]},
+        "bad payload: files[0]: contains a NUL byte",
+    ),
+    (
+        "scan_path",
+        {"library_id": 1, "root_id": 1, "files": [""]},
+        "bad payload: files[0]: names no file",
+    ),
+    (
+        "scan_path",
+        {"library_id": 1, "root_id": 1, "files": []},
+        "bad payload: files: must name at least one file",
+    ),
+    (
+        "scan_path",
+        {"library_id": 1, "root_id": 1, "files": "x.epub"},
+        "bad payload: files: must be a list of paths, not a string",
+    ),
+    (
+        "scan_path",
+        {"library_id": 1, "root_id": 1},
+        "bad payload: paths: a scan_path job needs either 'paths' or 'files'",
+    ),
     ("scan_path", {"library_id": 1, "paths": []}, "bad payload: root_id: missing"),
     ("scan_library", {}, "bad payload: library_id: missing"),
-    ("scan_library", {"library_id": None}, "bad payload: library_id: must be a positive integer, not null"),
-    ("scan_library", {"library_id": "7"}, "bad payload: library_id: must be a positive integer, not '7'"),
-    ("scan_library", {"library_id": True}, "bad payload: library_id: must be a positive integer, not True"),
-    ("scan_library", {"library_id": 0}, "bad payload: library_id: must be a positive integer, not 0"),
+    (
+        "scan_library",
+        {"library_id": None},
+        "bad payload: library_id: must be a positive integer, not null",
+    ),
+    (
+        "scan_library",
+        {"library_id": "7"},
+        "bad payload: library_id: must be a positive integer, not '7'",
+    ),
+    (
+        "scan_library",
+        {"library_id": True},
+        "bad payload: library_id: must be a positive integer, not True",
+    ),
+    (
+        "scan_library",
+        {"library_id": 0},
+        "bad payload: library_id: must be a positive integer, not 0",
+    ),
     ("scan_library", [1], "bad payload: payload: must be a JSON object, not a list"),
     ("rescan_everything", {}, "bad payload: kind: unknown job kind 'rescan_everything'"),
     (
@@ -99,7 +147,11 @@ LIB = Library(3, "Books", (Root(4, Path("/lib/books")), Root(5, Path("/lib/more"
         (ScanLibrary(3), LIB, None),
         (ScanFiles(3, 5, ("a.epub",)), LIB, Root(5, Path("/lib/more"))),
         (ScanLibrary(9), None, "bad payload: library_id: no library with id 9"),
-        (ScanFolders(3, 6, ("",)), LIB, "bad payload: root_id: 6 is not a folder of library 'Books'"),
+        (
+            ScanFolders(3, 6, ("",)),
+            LIB,
+            "bad payload: root_id: 6 is not a folder of library 'Books'",
+        ),
     ],
 )
 def test_payloads_are_held_against_their_library(
