@@ -5,18 +5,31 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 
 import asyncpg
 import pytest
+import structlog
 
 from shelfscan.db.connect import connect, open_pool
 from shelfscan.logs import configure_logging
 
 
+@pytest.fixture
+def json_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    configure_logging("json", "info")
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    structlog.reset_defaults()
+
+
+@pytest.mark.usefixtures("json_logging")
 def test_stdlib_records_go_through_the_json_renderer_and_the_redaction(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    configure_logging("json", "info")
     logging.getLogger("asyncpg.pool").warning(
         "connection to postgresql://shelf:s3cret@db:5432/x lost (%d)", 3
     )
