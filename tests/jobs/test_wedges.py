@@ -250,3 +250,18 @@ async def test_parts_done_never_exceeds_the_total(
     assert all(done <= total for done, total in seen)
     assert (await _row(pool, job_id))["result"]["books_added"] == 60
     assert daemon.stats.books_written == 60
+
+
+async def test_one_claim_never_takes_two_scans_of_a_library(pool: asyncpg.Pool) -> None:
+    """Found by the state machine: a full scan and a watch scan of one library, both queued,
+    made every claim of a daemon with two free slots fail on jobs_one_running_scan."""
+    from shelfscan.jobs.contract import ScanFolders
+
+    library_id = await _library(pool, "a")
+    queue = JobQueue(pool, "d", lease_s=30)
+    full = await queue.enqueue(ScanLibrary(library_id))
+    await queue.enqueue(ScanFolders(library_id, 1, ("new",)), priority=2)
+    other = await queue.enqueue(ScanLibrary(await _library(pool, "b")))
+    claimed = await queue.claim(5)
+    assert len(claimed) == 2 and other in {j.id for j in claimed}
+    assert full not in {j.id for j in claimed}  # the watch scan has the higher priority
