@@ -216,3 +216,22 @@ async def test_losing_the_database_mid_scan_is_one_line_not_a_traceback(
         assert "TaskGroup" not in line
     last_error = await pool.fetchval("SELECT last_error FROM shelfscan.jobs WHERE id = $1", job_id)
     assert last_error is None or ("TaskGroup" not in last_error and "\n" not in last_error)
+
+
+async def test_jobs_cancel_stops_a_running_cli_scan(
+    pool: asyncpg.Pool, db_url: str, tmp_path: Path
+) -> None:
+    small_library(tmp_path / "big", 800)
+    proc = _start_scan(tmp_path / "big", db_url, tmp_path, SHELFSCAN_LEASE_SECONDS="1")
+    job_id = await _wait_running(pool, proc)
+    cancel = await asyncio.to_thread(_run, ["jobs", "cancel", str(job_id)], db_url, tmp_path)
+    assert cancel.returncode == 0, cancel.stderr
+    _, stderr = await asyncio.to_thread(proc.communicate)
+    state = await pool.fetchval("SELECT state FROM shelfscan.jobs WHERE id = $1", job_id)
+    if proc.returncode == 0:
+        # It had finished before its heartbeat saw the request: nothing left to stop.
+        assert state == "succeeded"
+        return
+    assert state == "cancelled"
+    (line,) = _plain_lines(stderr)
+    assert line.startswith(f"shelfscan: job {job_id} cancelled: stopped after "), line
