@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
+from shelfscan.catalogue.entities import EntityKey, EntityName, EntityResolver
 from shelfscan.catalogue.writer import BookRow, BookWriter, ChapterRow, FileRow
 from shelfscan.db.connect import open_pool
 from shelfscan.db.retry import Backoff, DatabaseLost
@@ -257,3 +258,41 @@ async def test_text_postgresql_cannot_hold_is_escaped_not_fatal(pool: asyncpg.Po
         "SELECT b.title, f.scan_error FROM shelfscan.books b JOIN shelfscan.files f ON f.book_id = b.id"
     )
     assert (row["title"], row["scan_error"]) == ("caf\\xe9", "cannot read file \\xff")
+
+
+async def test_name_look_ups_survive_a_killed_connection_and_odd_text(pool: asyncpg.Pool) -> None:
+    """The resolver repeats an upsert that lost its connection: one row per name, keys as asked."""
+    library_id, _ = await _library_with_root(pool)
+    await pool.execute(
+        """
+        CREATE SEQUENCE shelfscan.test_kills;
+        CREATE FUNCTION shelfscan.test_kill() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF nextval('shelfscan.test_kills') <= 1 THEN
+                PERFORM pg_terminate_backend(pg_backend_pid());
+            END IF;
+            RETURN NULL;
+        END $$;
+        CREATE TRIGGER test_kill AFTER INSERT ON shelfscan.persons
+            FOR EACH STATEMENT EXECUTE FUNCTION shelfscan.test_kill();
+        """
+    )
+    resolver = EntityResolver(pool, Backoff(attempts=4, first_s=0.05))
+    wanted = {
+        EntityKey("persons", library_id, key): EntityName(name, sort)
+        for key, name, sort in (
+            ("ann", "Ann", "Ann"),
+            ("caf\udce9", "Caf\udce9", None),  # from a Latin-1 folder name
+            ("nul\x00l", "Nul\x00l", "Nul\x00l"),
+        )
+    }
+    ids = await resolver.resolve(wanted)
+    assert set(ids) == set(wanted)
+    rows = await pool.fetch("SELECT id, name_key, name FROM shelfscan.persons ORDER BY name_key")
+    assert [(r["name_key"], r["name"]) for r in rows] == [
+        ("ann", "Ann"),
+        ("caf\\xe9", "Caf\\xe9"),
+        ("null", "Null"),
+    ]
+    assert sorted(ids.values()) == sorted(r["id"] for r in rows)
+    assert await pool.fetchval("SELECT last_value FROM shelfscan.test_kills") == 2

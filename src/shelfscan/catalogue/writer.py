@@ -18,7 +18,7 @@ import asyncpg
 from shelfscan.catalogue.pathcodec import to_db
 from shelfscan.db.retry import Backoff, connection_lost, retry_on_lost_connection
 from shelfscan.errors import one_line
-from shelfscan.pgtext import pg_json, pg_text
+from shelfscan.pgtext import pg_json, pg_text, pg_text_or_none
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,10 +186,6 @@ def _reason(exc: BaseException) -> str:
     return pg_text(one_line(f"database write failed: {one_line(exc)}"))
 
 
-def _text(value: str | None) -> str | None:
-    return None if value is None else pg_text(value)
-
-
 def _error(reason: str | None) -> str | None:
     """A file's `scan_error`: one line, storable."""
     return None if reason is None else pg_text(one_line(reason))
@@ -297,12 +293,12 @@ async def _write_batch(conn: asyncpg.Connection, books: Sequence[BookRow]) -> li
         book_ids,
         [b.library_id for b in books],
         [pg_text(b.title) for b in books],
-        [_text(b.subtitle) for b in books],
+        [pg_text_or_none(b.subtitle) for b in books],
         [pg_text(b.sort_title) for b in books],
-        [_text(b.description) for b in books],
+        [pg_text_or_none(b.description) for b in books],
         [b.publisher_id for b in books],
-        [_text(b.release_date) for b in books],
-        [_text(b.language) for b in books],
+        [pg_text_or_none(b.release_date) for b in books],
+        [pg_text_or_none(b.language) for b in books],
         [b.status for b in books],
         [cover_ids[b.cover.sha256] if b.cover else None for b in books],
         [pg_json(b.field_sources) for b in books],
@@ -333,7 +329,7 @@ async def _write_batch(conn: asyncpg.Connection, books: Sequence[BookRow]) -> li
     file_rows = [
         (
             fid, books[0].library_id, f.root_id, bid, *to_db(f.path), f.size, f.mtime_ns, f.inode,
-            f.format, f.status, _error(f.scan_error), _text(f.language), f.duration_s, f.page_count,
+            f.format, f.status, _error(f.scan_error), pg_text_or_none(f.language), f.duration_s, f.page_count,
             cover_ids[f.cover.sha256] if f.cover else None, f.sort_order, f.device, f.fingerprint,
         )
         for fid, bid, f in files
@@ -451,7 +447,7 @@ async def _insert_links(
         for t, v in dict.fromkeys(f.identifiers)
     ]
     chapters = [
-        (fid, i, c.level, pg_text(c.title), c.start_s, _text(c.href))
+        (fid, i, c.level, pg_text(c.title), c.start_s, pg_text_or_none(c.href))
         for fid, _, f in files
         for i, c in enumerate(f.chapters)
     ]
