@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import asyncpg
 import pytest
 
@@ -243,21 +245,18 @@ async def test_text_postgresql_cannot_hold_is_escaped_not_fatal(pool: asyncpg.Po
     library_id, root_id = await _library_with_root(pool)
     person = await _person(pool, library_id)
     book = _book(library_id, root_id, "caf\udce9", "Bad\x00Chapter", person)
-    book = BookRow(
-        **{
-            **{f: getattr(book, f) for f in BookRow.__slots__},  # type: ignore[attr-defined]
-            "files": (
-                FileRow(None, root_id, "caf\udce9.epub", 1, 1, 1, "epub", status="error",
-                        scan_error="cannot read\nfile \udcff"),
-            ),
-        }
+    odd_file = FileRow(
+        None, root_id, "caf\udce9.epub", 1, 1, 1, "epub", chapters=(ChapterRow("Bad\x00Chapter"),),
+        status="error", scan_error="cannot read\nfile \udcff",
     )  # fmt: skip
+    book = dataclasses.replace(book, files=(odd_file,))
     result = await BookWriter(pool).write([book])
     assert result.failed == ()
     row = await pool.fetchrow(
         "SELECT b.title, f.scan_error FROM shelfscan.books b JOIN shelfscan.files f ON f.book_id = b.id"
     )
     assert (row["title"], row["scan_error"]) == ("caf\\xe9", "cannot read file \\xff")
+    assert await pool.fetchval("SELECT title FROM shelfscan.chapters") == "BadChapter"
 
 
 async def test_name_look_ups_survive_a_killed_connection_and_odd_text(pool: asyncpg.Pool) -> None:
