@@ -12,16 +12,22 @@ from typing import Any
 import asyncpg
 
 from shelfscan.catalogue.libraries import Library, Root
-from shelfscan.catalogue.pathcodec import from_json, to_json
+from shelfscan.jobs.contract import (
+    JobFailed,
+    JobStatus,
+    Payload,
+    ScanFiles,
+    ScanFolders,
+    ScanLibrary,
+    check_library,
+)
 from shelfscan.jobs.events import JobEvents
-from shelfscan.jobs.queue import Job, JobQueue
+from shelfscan.jobs.queue import Job, JobQueue, PartRow
 from shelfscan.scan.grouping import Unit, book_folder
 from shelfscan.scan.pipeline import ScanCancelled, Scanner, ScanSummary, Tally
 from shelfscan.scan.progress import Progress
 
-
-class JobFailed(Exception):
-    """A failure that retrying cannot fix (e.g. the library was deleted)."""
+__all__ = ["Handler", "JobContext", "JobFailed", "ScanHandlers", "SplitPolicy", "split_units"]
 
 
 @dataclass(slots=True)
@@ -33,6 +39,9 @@ class JobContext:
     cancel_requested: bool = False
     lost: bool = False  # the lease was taken over by another daemon
     waiting: bool = False  # parked until its parts finish: it does not hold a worker slot
+    payload: Payload | None = None  # decoded by the daemon before the handler runs
+    # What its parts did (they count it in their own metrics; the parent must not again).
+    from_parts: dict[str, int] = field(default_factory=dict)
 
 
 Handler = Callable[[JobContext], Awaitable[dict[str, Any]]]
@@ -94,13 +103,16 @@ class ScanHandlers:
         return {"scan_library": self.scan_library, "scan_path": self.scan_path}
 
     async def scan_library(self, ctx: JobContext) -> dict[str, Any]:
-        library = await library_by_id(self.pool, ctx.job.library_id)
-        if library is None:
-            raise JobFailed(f"library {ctx.job.library_id} does not exist")
+        payload = ctx.payload
+        assert isinstance(payload, ScanLibrary)
+        library = await library_by_id(self.pool, payload.library_id)
+        check_library(payload, library)
+        assert library is not None
         if not library.roots:
             raise JobFailed(f"library {library.name} has no folders")
-        # Parts of an earlier attempt of this job (its daemon died) must end before we plan again.
-        await self._wait_for_parts(ctx)
+        # Parts of an earlier attempt of this job (its daemon died) must end before we plan
+        # again; what they wrote is this job's work too.
+        earlier = await self._wait_for_parts(ctx, None)
         planned = await self.scanner.plan(library, ctx.events, ctx.progress)
         if sum(u.size for u in planned.units) > self.split.threshold:
             tally = await self._run_in_parts(ctx, library, planned.units)
@@ -108,6 +120,9 @@ class ScanHandlers:
             tally = await self.scanner.process(
                 library.id, planned.units, planned.roots, ctx.events, ctx.progress, ctx.stop
             )
+        for part in earlier:
+            if part.state == JobStatus.SUCCEEDED:
+                _count_part(ctx, tally, part)
         summary = await self.scanner.finish(library, planned, tally, ctx.events, ctx.progress)
         await self._follow_up(library.id, summary)
         return summary.as_dict()
@@ -119,43 +134,31 @@ class ScanHandlers:
             by_root.setdefault(root_id, []).append(folder)
         for root_id, folders in by_root.items():
             await self.queue.enqueue(
-                "scan_path",
-                {
-                    "library_id": library_id,
-                    "root_id": root_id,
-                    "paths": [to_json(f) for f in folders],
-                },
+                ScanFolders(library_id, root_id, tuple(folders)),
                 priority=2,
                 delay_s=self.scanner.options.settle_s + 1.0,
             )
 
     async def scan_path(self, ctx: JobContext) -> dict[str, Any]:
-        payload = ctx.job.payload
-        library = await library_by_id(self.pool, ctx.job.library_id)
-        if library is None:
-            raise JobFailed(f"library {ctx.job.library_id} does not exist")
-        roots = {r.id: str(r.path) for r in library.roots}
-        root_id = payload.get("root_id")
-        if root_id in roots and isinstance(payload.get("paths"), list):
+        payload = ctx.payload
+        assert isinstance(payload, ScanFolders | ScanFiles)
+        library = await library_by_id(self.pool, payload.library_id)
+        root = check_library(payload, library)
+        assert library is not None and root is not None
+        if isinstance(payload, ScanFolders):
             # A watcher's targeted scan: the folders around what changed.
-            folders = await asyncio.to_thread(
-                _folders_of, roots[root_id], [from_json(p) for p in payload["paths"]]
-            )
+            folders = await asyncio.to_thread(_folders_of, str(root.path), list(payload.paths))
             summary = await self.scanner.scan_folders(
-                library, root_id, folders, ctx.events, ctx.progress, ctx.stop
+                library, root.id, folders, ctx.events, ctx.progress, ctx.stop
             )
             await self._follow_up(library.id, summary)
             return summary.as_dict()
-        files = payload.get("files")
-        if root_id not in roots or not isinstance(files, list):
-            raise JobFailed("scan_path needs a root_id of the library and a list of files")
-        sidecars = payload.get("sidecars") or []
         tally = await self.scanner.scan_files(
             library.id,
-            root_id,
-            roots[root_id],
-            [from_json(f) for f in files],
-            [from_json(f) for f in sidecars],
+            root.id,
+            str(root.path),
+            list(payload.files),
+            list(payload.sidecars),
             ctx.events,
             ctx.progress,
             ctx.stop,
@@ -165,63 +168,67 @@ class ScanHandlers:
             "books_updated": tally.updated,
             "files_failed": tally.failed,
             "files_deferred": tally.deferred,
-            "files": len(files),
+            "files": len(payload.files),
         }
 
     async def _run_in_parts(self, ctx: JobContext, library: Library, units: list[Unit]) -> Tally:
-        parts = split_units(units, self.split.part_files)
-        payloads = [
-            {
-                "library_id": library.id,
-                "root_id": part[0].root_id,
-                "files": [to_json(d.path) for u in part for d, _ in u.files],
-                "sidecars": [to_json(s.path) for u in part for s in u.sidecars],
-            }
-            for part in parts
+        parts = [
+            ScanFiles(
+                library.id,
+                part[0].root_id,
+                tuple(d.path for u in part for d, _ in u.files),
+                tuple(s.path for u in part for s in u.sidecars),
+            )
+            for part in split_units(units, self.split.part_files)
         ]
-        ids = await self.queue.enqueue_many("scan_path", payloads, ctx.job.id)
+        ids = await self.queue.enqueue_parts(ctx.job.id, parts)
         total = sum(u.size for u in units)
         ctx.events.info("scan_split", parts=len(ids), files=total)
         ctx.progress.enter("parts", total)
-        rows = await self._wait_for_parts(ctx)
-        failed = [r for r in rows if r["state"] != "succeeded"]
+        rows = await self._wait_for_parts(ctx, set(ids))
+        failed = [r for r in rows if r.state != JobStatus.SUCCEEDED]
         if failed:
+            first = failed[0]
             raise RuntimeError(
                 f"{len(failed)} of {len(rows)} parts did not succeed "
-                f"(first: job {failed[0]['id']} {failed[0]['state']}: {failed[0]['last_error']})"
+                f"(first: job {first.id} {first.state}: {first.last_error})"
             )
         tally = Tally()
         for row in rows:
-            tally.add(row["result"] or {})
+            _count_part(ctx, tally, row)
         return tally
 
-    async def _wait_for_parts(self, ctx: JobContext) -> list[asyncpg.Record]:
+    async def _wait_for_parts(self, ctx: JobContext, ids: set[int] | None) -> list[PartRow]:
+        """Wait until the parts (`ids`, or all of this job's) have ended; progress counts them."""
         ctx.waiting = True
         try:
             while True:
-                rows = await self.pool.fetch(
-                    """
-                    SELECT id, state, result, progress, last_error FROM shelfscan.jobs
-                    WHERE parent_id = $1 ORDER BY id
-                    """,
-                    ctx.job.id,
-                )
-                open_parts = [r for r in rows if r["state"] in ("queued", "running")]
+                rows = [r for r in await self.queue.parts(ctx.job.id) if ids is None or r.id in ids]
                 if rows and ctx.progress.phase == "parts":
-                    ctx.progress.done = sum(
-                        (r["result"] or {}).get("files", 0)
-                        if r["state"] == "succeeded"
-                        else (r["progress"] or {}).get("done", 0)
-                        for r in rows
+                    ctx.progress.done = min(
+                        ctx.progress.total,
+                        sum(
+                            int((r.result or {}).get("files", 0))
+                            if r.state == JobStatus.SUCCEEDED
+                            else r.done
+                            for r in rows
+                        ),
                     )
-                if not open_parts:
-                    return list(rows)
+                if all(r.state.finished for r in rows):
+                    return rows
                 if ctx.stop.is_set():
                     raise ScanCancelled("stopped while waiting for its parts")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(ctx.stop.wait(), 1.0)
         finally:
             ctx.waiting = False
+
+
+def _count_part(ctx: JobContext, tally: Tally, part: PartRow) -> None:
+    result = part.result or {}
+    tally.add(result)
+    for key in ("books_added", "books_updated", "files_failed"):
+        ctx.from_parts[key] = ctx.from_parts.get(key, 0) + int(result.get(key, 0))
 
 
 def _folders_of(root: str, paths: list[str]) -> list[str]:
