@@ -7,7 +7,6 @@ migrated database on it.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import tempfile
@@ -32,7 +31,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     here = Path(__file__).parent
     for item in items:
-        if here in Path(str(item.fspath)).parents:
+        if here in item.path.parents:
             item.add_marker(pytest.mark.faults)
 
 
@@ -66,4 +65,3 @@ async def fault_db(cluster: Cluster) -> AsyncIterator[str]:
     yield url
     if not cluster.running:
         cluster.start()
-    await asyncio.sleep(0)

@@ -253,3 +253,34 @@ async def assert_catalogue_sound(url: str, library_id: int, expected_files: int)
 def summary_of(stdout: str) -> dict[str, Any]:
     summary: dict[str, Any] = json.loads(stdout.strip().splitlines()[-1])
     return summary
+
+
+async def catalogue_report(url: str, library_id: int) -> str:
+    """What a failing assertion should show: counts, files not ok, books holding several files."""
+    conn = await asyncpg.connect(url)
+    try:
+        counts = await conn.fetchrow(
+            "SELECT (SELECT count(*) FROM shelfscan.files WHERE library_id = $1) AS files, "
+            "(SELECT count(*) FROM shelfscan.books WHERE library_id = $1) AS books",
+            library_id,
+        )
+        odd = await conn.fetch(
+            "SELECT path, status, scan_error FROM shelfscan.files WHERE library_id = $1 "
+            "AND status <> 'ok' LIMIT 5",
+            library_id,
+        )
+        shared = await conn.fetch(
+            "SELECT book_id, array_agg(path) AS paths FROM shelfscan.files WHERE library_id = $1 "
+            "GROUP BY book_id HAVING count(*) > 1 LIMIT 5",
+            library_id,
+        )
+        jobs = await conn.fetch(
+            "SELECT id, kind, state, attempts, last_error, result::text FROM shelfscan.jobs "
+            "ORDER BY id DESC LIMIT 8"
+        )
+    finally:
+        await conn.close()
+    return (
+        f"{dict(counts)}; not ok: {[tuple(r) for r in odd]}; "
+        f"books with several files: {[tuple(r) for r in shared]}; jobs: {[tuple(r) for r in jobs]}"
+    )

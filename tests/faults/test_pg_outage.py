@@ -15,6 +15,7 @@ import pytest
 from tests.faults.harness import (
     add_library,
     assert_catalogue_sound,
+    catalogue_report,
     enqueue_scan,
     fleet,
     jobs_settled,
@@ -58,6 +59,8 @@ async def test_the_database_goes_away_mid_scan(
         scan = crew.cli("cli", "scan", str(tmp_path / "cli-lib"), "--json", **SLOW)
         await until(lambda: _both_started(fault_db), 120, "the CLI and a daemon have written books")
 
+        at_fault = (await _books(fault_db, "cli-lib"), await _books(fault_db, "daemon-lib"))
+        assert max(at_fault) < BOOKS, f"a scan had ended before the fault: {at_fault}"
         if fault == "stop":
             cluster.stop()
         else:
@@ -85,7 +88,7 @@ async def test_the_database_goes_away_mid_scan(
         again = crew.cli("cli", "scan", str(tmp_path / "cli-lib"), "--json")
         assert await again.finish(180) == 0, again.stderr[-3000:]
         summary = summary_of(again.stdout)
-        assert summary["files_seen"] == BOOKS
+        assert summary["files_seen"] == BOOKS, summary
         second = await enqueue_scan(fault_db, daemon_lib)
         await until(lambda: jobs_settled(fault_db), 120, "the daemons' rescan ended")
         unchanged = await query(
@@ -93,7 +96,7 @@ async def test_the_database_goes_away_mid_scan(
             "SELECT (result->>'books_unchanged')::int FROM shelfscan.jobs WHERE id = $1",
             second,
         )
-        assert unchanged == BOOKS
+        assert unchanged == BOOKS, await catalogue_report(fault_db, daemon_lib)
     cli_lib = await query(fault_db, "SELECT id FROM shelfscan.libraries WHERE name = 'cli-lib'")
     await assert_catalogue_sound(fault_db, cli_lib, BOOKS)
     await assert_catalogue_sound(fault_db, daemon_lib, BOOKS)

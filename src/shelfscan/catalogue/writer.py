@@ -155,7 +155,7 @@ class BookWriter:
             if attempts > 1:
                 self.reconnects += 1
             if pending:
-                if await self._landed(pending[0][0]):
+                if await self._landed(*pending[0]):
                     return pending[0][1]
                 pending.clear()
             xid = 0
@@ -174,12 +174,24 @@ class BookWriter:
 
         return await retry_on_lost_connection(attempt, "writing books", self._backoff)
 
-    async def _landed(self, xid: int) -> bool:
+    async def _landed(self, xid: int, ids: list[int]) -> bool:
+        """Did transaction `xid`, which wrote book `ids[0]`, commit?
+
+        The book row must carry `xid` as its xmin: a transaction id alone is not
+        proof, since after a crash PostgreSQL may hand out ids again that never
+        reached the disk (and then calls ours "in the future").
+        """
         async with self._pool.acquire() as conn:
-            status = await conn.fetchval("SELECT txid_status($1)", xid)
-        if status == "in progress":  # the killed backend is still rolling it back
-            raise _CommitUnknown(f"transaction {xid} still in progress")
-        return bool(status == "committed")
+            try:
+                status = await conn.fetchval("SELECT txid_status($1)", xid)
+            except asyncpg.InvalidParameterValueError:
+                status = None  # "in the future": it died with the server, never committed
+            if status == "in progress":  # the killed backend is still rolling it back
+                raise _CommitUnknown(f"transaction {xid} still in progress")
+            xmin = await conn.fetchval(
+                "SELECT xmin::text FROM shelfscan.books WHERE id = $1", ids[0]
+            )
+        return bool(status == "committed" and xmin == str(xid % 2**32))
 
 
 def _reason(exc: BaseException) -> str:
