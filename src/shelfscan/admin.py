@@ -159,12 +159,16 @@ async def library_command(url: str, args: argparse.Namespace) -> int:
             return 0
         if cmd == "remove":
             async with pool.acquire() as conn, conn.transaction():
+                # FOR UPDATE: a scan still writing books of it waits, then fails on the FK.
                 library_id = await conn.fetchval(
-                    "SELECT id FROM shelfscan.libraries WHERE name = $1", args.name
+                    "SELECT id FROM shelfscan.libraries WHERE name = $1 FOR UPDATE", args.name
                 )
                 if library_id is None:
                     raise AdminError(f"no library named {args.name!r}")
                 await cancel_library_jobs(conn, library_id)
+                # Books first: their links to persons, series, genres and tags do not cascade
+                # from those, so deleting the library alone hit book_authors_person_id_fkey.
+                await conn.execute("DELETE FROM shelfscan.books WHERE library_id = $1", library_id)
                 await conn.execute("DELETE FROM shelfscan.libraries WHERE id = $1", library_id)
             _out(f"library {args.name} removed")
             return 0

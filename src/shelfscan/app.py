@@ -71,15 +71,15 @@ async def run_scan_job(
         ):
             summary = await scanner.scan(library, events, progress, lease.stop)
     except ScanCancelled as exc:
-        if lease.lost:
+        if lease.lost and not lease.cancel_requested:
             raise ScanStopped(
                 f"job {job_id} was taken from this scan (retried by an operator, or its lease "
-                f"ran out while the database was unreachable); {one_line(exc)}"
+                f"ran out while the database was unreachable); {one_line(str(exc))}"
             ) from None
         await _finish_quietly(
             queue, job_id, JobStatus.CANCELLED, events, error=exc, progress=progress.snapshot()
         )
-        raise ScanStopped(f"job {job_id} cancelled: {one_line(exc)}") from None
+        raise ScanStopped(f"job {job_id} cancelled: {one_line(str(exc))}") from None
     except BaseException as exc:
         await _finish_quietly(
             queue, job_id, JobStatus.FAILED, events, error=exc, progress=progress.snapshot()

@@ -81,8 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     jobs_list.add_argument("--limit", type=int, default=50)
     for name, text in (
         ("show", "one job"),
-        ("cancel", "cancel a queued or running job"),
-        ("retry", "requeue a failed or cancelled job"),
+        ("cancel", "cancel a job that has not finished (and its parts)"),
+        ("retry", "queue a job again now (any job that has not succeeded)"),
     ):
         cmd = jobs_sub.add_parser(name, help=text)
         cmd.add_argument("id", type=int)
@@ -131,7 +131,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"shelfscan: database error: {redact_url(one_line(leaf))}", file=sys.stderr)
             return 1
         if isinstance(leaf, _ONE_LINE_ERRORS):
-            print(f"shelfscan: {redact_url(one_line(leaf))}", file=sys.stderr)
+            # Their message is the reason; the class name would only be noise.
+            print(
+                f"shelfscan: {redact_url(one_line(str(leaf) or type(leaf).__name__))}",
+                file=sys.stderr,
+            )
             return 1
         raise
 

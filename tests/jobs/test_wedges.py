@@ -241,6 +241,7 @@ async def test_parts_done_never_exceeds_the_total(
     library = await ensure_library(pool, "lib", [tmp_path / "lib"])
     daemon = await start_daemon("d1", listen=False, poll=0.2, split=SplitPolicy(20, 15))
     job_id = await daemon.queue.enqueue(ScanLibrary(library.id))
+    assert job_id is not None
     seen: list[tuple[int, int]] = []
     while (await _row(pool, job_id))["state"] != "succeeded":
         p = (await _row(pool, job_id))["progress"]
@@ -250,3 +251,44 @@ async def test_parts_done_never_exceeds_the_total(
     assert all(done <= total for done, total in seen)
     assert (await _row(pool, job_id))["result"]["books_added"] == 60
     assert daemon.stats.books_written == 60
+
+
+async def test_one_claim_never_takes_two_scans_of_a_library(pool: asyncpg.Pool) -> None:
+    """Found by the state machine: a full scan and a watch scan of one library, both queued,
+    made every claim of a daemon with two free slots fail on jobs_one_running_scan."""
+    from shelfscan.jobs.contract import ScanFolders
+
+    library_id = await _library(pool, "a")
+    queue = JobQueue(pool, "d", lease_s=30)
+    full = await queue.enqueue(ScanLibrary(library_id))
+    await queue.enqueue(ScanFolders(library_id, 1, ("new",)), priority=2)
+    other = await queue.enqueue(ScanLibrary(await _library(pool, "b")))
+    claimed = await queue.claim(5)
+    assert len(claimed) == 2 and other in {j.id for j in claimed}
+    assert full not in {j.id for j in claimed}  # the watch scan has the higher priority
+
+
+async def test_hostile_text_reaches_job_rows_escaped_not_as_a_failed_flush(
+    pool: asyncpg.Pool,
+) -> None:
+    from shelfscan.jobs.events import JobEvents
+    from shelfscan.jobs.store import update_progress
+
+    library_id = await _library(pool, "a")
+    queue = JobQueue(pool, "d", lease_s=30)
+    await queue.enqueue(ScanLibrary(library_id))
+    (job,) = await queue.claim(1)
+    hostile = "bad\x00name-\udce9-\ud800.epub"  # a NUL, an escaped byte, a lone surrogate
+    events = JobEvents.for_job(job.id)
+    events.warning("file_unreadable", path=hostile, reason=f"cannot read {hostile}")
+    await events.flush(pool)
+    await update_progress(pool, job.id, {"phase": "parse", "current": hostile})
+    assert await queue.finish(job.id, "failed", error=RuntimeError(f"broke on {hostile}"))
+    log = await pool.fetchrow(
+        "SELECT path, fields FROM shelfscan.job_logs WHERE job_id = $1", job.id
+    )
+    assert log["path"] == "badname-\\udce9-\\ud800.epub"
+    assert log["fields"] == {"reason": "cannot read badname-\\udce9-\\ud800.epub"}
+    row = await _row(pool, job.id)
+    assert row["last_error"] == "RuntimeError: broke on badname-\\udce9-\\ud800.epub"
+    assert row["progress"]["current"] == "badname-\\udce9-\\ud800.epub"

@@ -20,6 +20,7 @@ from shelfscan.jobs.contract import (
     ScanFolders,
     ScanLibrary,
     check_library,
+    decode,
 )
 from shelfscan.jobs.events import JobEvents
 from shelfscan.jobs.queue import Job, JobQueue, PartRow
@@ -103,7 +104,7 @@ class ScanHandlers:
         return {"scan_library": self.scan_library, "scan_path": self.scan_path}
 
     async def scan_library(self, ctx: JobContext) -> dict[str, Any]:
-        payload = ctx.payload
+        payload = _payload(ctx)
         assert isinstance(payload, ScanLibrary)
         library = await library_by_id(self.pool, payload.library_id)
         check_library(payload, library)
@@ -140,7 +141,7 @@ class ScanHandlers:
             )
 
     async def scan_path(self, ctx: JobContext) -> dict[str, Any]:
-        payload = ctx.payload
+        payload = _payload(ctx)
         assert isinstance(payload, ScanFolders | ScanFiles)
         library = await library_by_id(self.pool, payload.library_id)
         root = check_library(payload, library)
@@ -222,6 +223,13 @@ class ScanHandlers:
                     await asyncio.wait_for(ctx.stop.wait(), 1.0)
         finally:
             ctx.waiting = False
+
+
+def _payload(ctx: JobContext) -> Payload:
+    """The decoded payload (the daemon decodes it before the handler; a direct caller may not)."""
+    if ctx.payload is None:
+        ctx.payload = decode(ctx.job.kind, ctx.job.payload)
+    return ctx.payload
 
 
 def _count_part(ctx: JobContext, tally: Tally, part: PartRow) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from shelfscan.jobs.loops import LoopState, forever
 from shelfscan.jobs.queue import JobQueue
+from shelfscan.jobs.store import job_state
 
 
 @dataclass(slots=True)
@@ -38,7 +39,11 @@ async def hold_lease(queue: JobQueue, job_id: int, log: Any) -> AsyncIterator[He
         answers = await queue.heartbeat([job_id])
         if job_id not in answers:
             if not lease.lost:
-                log.warning("lease_lost", job_id=job_id)
+                state = await job_state(queue.pool, job_id)
+                # Cancelled outright (its lease had lapsed while the process stalled) is
+                # still a cancel to the person who asked for it.
+                lease.cancel_requested = state == "cancelled"
+                log.warning("lease_lost", job_id=job_id, state=state)
             lease.lost = True
             lease.stop.set()
         elif answers[job_id] and not lease.cancel_requested:

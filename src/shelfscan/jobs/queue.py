@@ -73,8 +73,8 @@ class PartRow:
 
 
 _CLAIM = """
-WITH candidates AS (
-    SELECT j.id FROM shelfscan.jobs j
+WITH locked AS (
+    SELECT j.id, j.library_id, j.parent_id, j.priority, j.run_at FROM shelfscan.jobs j
     WHERE j.state = 'queued' AND j.run_at <= now()
       -- One scan of a library at a time: a whole-library scan or a targeted (watch) scan waits
       -- while another runs. Parts of a split scan (parent_id set) are meant to run side by side.
@@ -84,11 +84,21 @@ WITH candidates AS (
     ORDER BY j.priority DESC, j.run_at, j.id
     LIMIT $2
     FOR UPDATE SKIP LOCKED
+), chosen AS (
+    -- ... and in one batch at most one scan per library: two would break
+    -- jobs_one_running_scan and fail the whole claim (a library with a queued full scan
+    -- and a queued watch scan wedged every claim of a daemon with two free slots).
+    SELECT id FROM (
+        SELECT id, parent_id, library_id, row_number() OVER (
+            PARTITION BY CASE WHEN parent_id IS NULL THEN library_id END
+            ORDER BY priority DESC, run_at, id) AS n
+        FROM locked) c
+    WHERE parent_id IS NOT NULL OR library_id IS NULL OR n = 1
 )
 UPDATE shelfscan.jobs j
 SET state = 'running', owner = $1, attempts = j.attempts + 1, started_at = now(),
     finished_at = NULL, lease_expires_at = now() + make_interval(secs => $3)
-FROM candidates c WHERE j.id = c.id
+FROM chosen c WHERE j.id = c.id
 RETURNING j.id, j.kind, j.payload, j.library_id, j.attempts, j.max_attempts, j.parent_id
 """
 
@@ -160,17 +170,7 @@ class JobQueue:
         except asyncpg.UniqueViolationError:
             # Two daemons raced for scans of one library; the loser simply tries later.
             return []
-        jobs, extra, busy = [], [], set()
-        for job in map(Job.from_row, rows):
-            # One batch may hold two scans of one library: keep the first, hand back the rest.
-            if job.parent_id is None and job.library_id is not None:
-                if job.library_id in busy:
-                    extra.append(job.id)
-                    continue
-                busy.add(job.library_id)
-            jobs.append(job)
-        await self.release(extra)
-        return jobs
+        return sorted(map(Job.from_row, rows), key=lambda job: job.id)
 
     async def start_running(self, payload: Payload, *, max_attempts: int = 1) -> int:
         """A job this process runs itself (the one-shot CLI): inserted running, under a lease.
@@ -375,8 +375,11 @@ class JobQueue:
                                         OR lease_expires_at < now() THEN now() ELSE finished_at END,
                 lease_expires_at = CASE WHEN state = 'queued' OR lease_expires_at < now() THEN NULL
                                         ELSE lease_expires_at END,
-                last_error = coalesce(last_error, 'cancelled by an operator'),
-                cancel_requested = true
+                last_error = CASE WHEN state = 'queued' OR lease_expires_at IS NULL
+                                       OR lease_expires_at < now()
+                                  THEN coalesce(last_error, 'cancelled by an operator')
+                                  ELSE last_error END,
+                cancel_requested = (state = 'running')
             WHERE (id = $1 OR parent_id = $1) AND state IN ('queued', 'running')
             RETURNING id, state
             """,
