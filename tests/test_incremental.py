@@ -383,3 +383,64 @@ async def test_the_daemon_comes_back_for_files_that_were_still_being_written(
     )
     assert follow_up["kind"] == "scan_path" and follow_up["later"]
     assert follow_up["payload"]["paths"] == ["new"]
+
+
+async def test_a_file_whose_read_failed_is_read_again_though_unchanged(
+    pool: asyncpg.Pool, scan: ScanFn, tmp_path: Path
+) -> None:
+    """The cause of an error can pass without touching size, mtime or inode: the next scan retries."""
+    lib = tmp_path / "lib"
+    good = tmp_path / "good.epub"
+    _epub(good, "Readable At Last")
+    _epub(lib / "fine.epub", "Always Fine")
+    path = lib / "late.epub"
+    path.write_bytes(b"\0" * good.stat().st_size)  # unreadable, same size as the good copy
+    st = path.stat()
+    first = await scan(lib)
+    assert first.files_failed == 1
+    row = await pool.fetchrow(
+        "SELECT status, scan_error FROM shelfscan.files WHERE path = 'late.epub'"
+    )
+    assert row["status"] == "error" and row["scan_error"]
+
+    with path.open("r+b") as fh:  # repaired in place: same inode, same size, same mtime
+        fh.write(good.read_bytes())
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert (path.stat().st_size, path.stat().st_mtime_ns, path.stat().st_ino) == (
+        st.st_size, st.st_mtime_ns, st.st_ino,
+    )  # fmt: skip
+    fine_before = await pool.fetchval(
+        "SELECT xmin::text FROM shelfscan.files WHERE path = 'fine.epub'"
+    )
+    second = await scan(lib)
+    assert (second.files_failed, second.books_updated) == (0, 1)
+    rows = await pool.fetch("SELECT path, status, scan_error FROM shelfscan.files ORDER BY path")
+    assert [tuple(r) for r in rows] == [("fine.epub", "ok", None), ("late.epub", "ok", None)]
+    titles = sorted(b["title"] for b in await export(pool))
+    assert titles == ["Always Fine", "Readable At Last"]
+    # The ok file was not read or written again.
+    assert (
+        await pool.fetchval("SELECT xmin::text FROM shelfscan.files WHERE path = 'fine.epub'")
+        == fine_before
+    )
+
+
+async def test_permission_denied_clears_on_the_scan_after_the_fix(
+    pool: asyncpg.Pool, scan: ScanFn, tmp_path: Path
+) -> None:
+    if os.geteuid() == 0:
+        pytest.skip("root reads every file whatever its mode")
+    lib = tmp_path / "lib"
+    _epub(lib / "shut.epub", "Was Shut")
+    (lib / "shut.epub").chmod(0)
+    try:
+        first = await scan(lib)
+    finally:
+        (lib / "shut.epub").chmod(0o644)  # the fix changes no size, mtime or inode
+    assert first.files_failed == 1
+    assert "Permission denied" in await pool.fetchval("SELECT scan_error FROM shelfscan.files")
+    second = await scan(lib)
+    assert second.files_failed == 0
+    row = await pool.fetchrow("SELECT status, scan_error FROM shelfscan.files")
+    assert (row["status"], row["scan_error"]) == ("ok", None)
+    assert [b["title"] for b in await export(pool)] == ["Was Shut"]

@@ -156,9 +156,11 @@ async def test_bad_files_are_recorded_and_the_scan_goes_on(
         "SELECT level, event, path FROM shelfscan.job_logs WHERE event = 'file_unreadable'"
     )
     assert {r["path"] for r in logs} == {"empty.epub", "notes.EPUB", "truncated.epub"}
-    # An unchanged broken file is not read again.
+    # A broken file is read again (its cause may have passed) and stays one error, not a new book.
     again = await scan(root)
-    assert (again.files_failed, again.books_added) == (0, 0)
+    assert (again.files_failed, again.books_added) == (3, 0)
+    assert await pool.fetchval("SELECT count(*) FROM shelfscan.files WHERE status = 'error'") == 3
+    assert await pool.fetchval("SELECT count(*) FROM shelfscan.books") == 6
 
 
 async def test_vanished_file_is_marked_missing_and_comes_back(

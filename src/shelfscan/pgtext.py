@@ -28,6 +28,11 @@ def pg_text(value: str) -> str:
     return value
 
 
+def pg_text_or_none(value: str | None) -> str | None:
+    """`pg_text` for a nullable column."""
+    return None if value is None else pg_text(value)
+
+
 def _escaped_only(value: str) -> bool:
     # surrogateescape can only re-encode U+DC80..U+DCFF; other lone surrogates
     # (from a broken tag decoder) need backslashreplace on the str itself.

@@ -10,6 +10,8 @@ from typing import Literal
 import asyncpg
 
 from shelfscan.catalogue.cache import SingleFlightCache
+from shelfscan.db.retry import Backoff, retry_on_lost_connection
+from shelfscan.pgtext import pg_text, pg_text_or_none
 
 EntityKind = Literal["persons", "series", "genres", "tags", "publishers"]
 ENTITY_KINDS: tuple[EntityKind, ...] = ("persons", "series", "genres", "tags", "publishers")
@@ -55,10 +57,15 @@ def _upsert_sql(kind: EntityKind) -> str:
 
 
 class EntityResolver:
-    """Turns entity names into row ids for the lifetime of one scan or daemon."""
+    """Turns entity names into row ids for the lifetime of one scan or daemon.
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    A look-up that loses its connection is repeated on a new one: the upsert
+    is idempotent, so a killed backend costs a pause, never a duplicate row.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, backoff: Backoff | None = None) -> None:
         self._pool = pool
+        self._backoff = backoff or Backoff()
         self._cache: SingleFlightCache[EntityKey, EntityName, int] = SingleFlightCache(self._load)
         self._sql = {kind: _upsert_sql(kind) for kind in ENTITY_KINDS}
         self.round_trips = 0
@@ -76,12 +83,16 @@ class EntityResolver:
         groups: dict[tuple[EntityKind, int], dict[str, EntityName]] = defaultdict(dict)
         for ek, name in missing.items():
             groups[(ek.kind, ek.library_id)][ek.key] = name
-        found: dict[EntityKey, int] = {}
-        async with self._pool.acquire() as conn:
-            for (kind, library_id), names in groups.items():
-                for key, row_id in (await self._upsert(conn, kind, library_id, names)).items():
-                    found[EntityKey(kind, library_id, key)] = row_id
-        return found
+
+        async def attempt() -> dict[EntityKey, int]:
+            found: dict[EntityKey, int] = {}
+            async with self._pool.acquire() as conn:
+                for (kind, library_id), names in groups.items():
+                    for key, row_id in (await self._upsert(conn, kind, library_id, names)).items():
+                        found[EntityKey(kind, library_id, key)] = row_id
+            return found
+
+        return await retry_on_lost_connection(attempt, "resolving names", self._backoff)
 
     async def _upsert(
         self,
@@ -90,7 +101,11 @@ class EntityResolver:
         library_id: int,
         names: dict[str, EntityName],
     ) -> dict[str, int]:
-        pending = dict(names)
+        # Keys as stored (NULs dropped, bad bytes escaped by pg_text) back to the caller's keys.
+        stored: dict[str, list[str]] = defaultdict(list)
+        for key in names:
+            stored[pg_text(key)].append(key)
+        pending = {k: names[keys[0]] for k, keys in stored.items()}
         ids: dict[str, int] = {}
         for _ in range(5):
             keys = list(pending)
@@ -99,11 +114,12 @@ class EntityResolver:
                 self._sql[kind],
                 library_id,
                 keys,
-                [pending[k].name for k in keys],
-                [pending[k].sort_name for k in keys],
+                [pg_text(pending[k].name) for k in keys],
+                [pg_text_or_none(pending[k].sort_name) for k in keys],
             )
             for row in rows:
-                ids[row["name_key"]] = row["id"]
+                for key in stored[row["name_key"]]:
+                    ids[key] = row["id"]
                 pending.pop(row["name_key"], None)
             if not pending:
                 return ids

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import asyncpg
 
 from shelfscan.catalogue.pathcodec import from_db, to_db
+from shelfscan.errors import one_line
+from shelfscan.pgtext import pg_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +119,7 @@ async def record_file_errors(
             inode = $5, missing_since = NULL, updated_at = now()
         WHERE id = $1
         """,
-        errors,
+        [(fid, pg_text(one_line(reason)), *stat) for fid, reason, *stat in errors],
     )
 
 

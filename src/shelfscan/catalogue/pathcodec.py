@@ -11,13 +11,14 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+from shelfscan.pgtext import pg_text
+
 
 def to_db(path: str) -> tuple[str, bytes | None]:
     try:
         path.encode("utf-8")
     except UnicodeEncodeError:
-        raw = path.encode("utf-8", "surrogateescape")
-        return raw.decode("utf-8", "backslashreplace"), raw
+        return pg_text(path), path.encode("utf-8", "surrogateescape")
     return path, None
 
 

@@ -3,6 +3,8 @@
 Books are written in batches, one transaction per batch, with every table fed
 by one array-valued statement. When a batch fails, it is rolled back and its
 books are written again one transaction each, so one bad book costs only itself.
+Every text value passes `pg_text` here, the one door to the catalogue tables,
+so a name or tag PostgreSQL cannot store costs an escape, not the book.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from decimal import Decimal
 import asyncpg
 
 from shelfscan.catalogue.pathcodec import to_db
+from shelfscan.db.retry import Backoff, connection_lost, retry_on_lost_connection
+from shelfscan.errors import one_line
+from shelfscan.pgtext import pg_json, pg_text, pg_text_or_none
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,35 +116,110 @@ class WriteResult:
     failed: tuple[WriteFailure, ...]
 
 
+# What one bad book raises; a lost connection is told apart first (`connection_lost`).
+_BOOK_ERRORS = (asyncpg.PostgresError, ValueError, TypeError)
+
+
+class _CommitUnknown(ConnectionResetError):
+    """The connection died during COMMIT and the server cannot say yet whether it landed."""
+
+
 class BookWriter:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    """Writes chunks of books, each in one transaction, on a fresh connection every try.
+
+    A chunk that fails on a lost connection is written again on a new one
+    (with backoff), so a killed backend or a server restart costs a pause, not
+    books; a chunk that fails on its data is rolled back and written again book
+    by book, each on a fresh connection, so only the bad book is lost. When the
+    connection dies during COMMIT, the transaction's id tells whether it
+    landed, so a chunk is never written twice.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, backoff: Backoff | None = None) -> None:
         self._pool = pool
+        self._backoff = backoff or Backoff()
         self.batches = 0
         self.fallbacks = 0
+        self.reconnects = 0
 
     async def write(self, books: Sequence[BookRow]) -> WriteResult:
         if not books:
             return WriteResult((), ())
+        try:
+            ids = await self._commit(books)
+            self.batches += 1
+            return WriteResult(tuple(ids), ())
+        except _BOOK_ERRORS as exc:
+            if len(books) == 1:
+                return WriteResult((), (WriteFailure(books[0], _reason(exc)),))
+        # The batch is rolled back: retry book by book so only the bad one is lost.
+        self.fallbacks += 1
+        written: list[int] = []
+        failed: list[WriteFailure] = []
+        for book in books:
+            try:
+                written.extend(await self._commit([book]))
+            except _BOOK_ERRORS as exc:
+                failed.append(WriteFailure(book, _reason(exc)))
+        return WriteResult(tuple(written), tuple(failed))
+
+    async def _commit(self, books: Sequence[BookRow]) -> list[int]:
+        """`books` in one transaction; retried on a new connection while the connection is lost."""
+        pending: list[tuple[int, list[int]]] = []  # (xid, ids) of a COMMIT whose answer was lost
+        attempts = 0
+
+        async def attempt() -> list[int]:
+            nonlocal attempts
+            attempts += 1
+            if attempts > 1:
+                self.reconnects += 1
+            if pending:
+                if await self._landed(*pending[0]):
+                    return pending[0][1]
+                pending.clear()
+            xid = 0
+            ids: list[int] | None = None
+            try:
+                async with self._pool.acquire() as conn, conn.transaction():
+                    xid = await conn.fetchval("SELECT txid_current()")
+                    ids = await _write_batch(conn, books)
+            except Exception as exc:
+                # Lost during COMMIT (or while the pool reset the connection after it):
+                # the next attempt first asks the server whether it landed.
+                if ids is not None and connection_lost(exc):
+                    pending.append((xid, ids))
+                raise
+            return ids
+
+        return await retry_on_lost_connection(attempt, "writing books", self._backoff)
+
+    async def _landed(self, xid: int, ids: list[int]) -> bool:
+        """Did transaction `xid`, which wrote book `ids[0]`, commit?
+
+        The book row must carry `xid` as its xmin: a transaction id alone is not
+        proof, since after a crash PostgreSQL may hand out ids again that never
+        reached the disk (and then calls ours "in the future").
+        """
         async with self._pool.acquire() as conn:
             try:
-                async with conn.transaction():
-                    ids = await _write_batch(conn, books)
-                self.batches += 1
-                return WriteResult(tuple(ids), ())
-            except (asyncpg.PostgresError, asyncpg.DataError, ValueError, TypeError) as exc:
-                if len(books) == 1:
-                    return WriteResult((), (WriteFailure(books[0], _one_line(exc)),))
-            # The batch is rolled back: retry book by book so only the bad one is lost.
-            self.fallbacks += 1
-            written: list[int] = []
-            failed: list[WriteFailure] = []
-            for book in books:
-                try:
-                    async with conn.transaction():
-                        written.extend(await _write_batch(conn, [book]))
-                except (asyncpg.PostgresError, asyncpg.DataError, ValueError, TypeError) as exc:
-                    failed.append(WriteFailure(book, _one_line(exc)))
-            return WriteResult(tuple(written), tuple(failed))
+                status = await conn.fetchval("SELECT txid_status($1)", xid)
+            except asyncpg.InvalidParameterValueError:
+                status = None  # "in the future": it died with the server, never committed
+            if status == "in progress":  # the killed backend is still rolling it back
+                raise _CommitUnknown(f"transaction {xid} still in progress")
+            xmin = await conn.fetchval(
+                "SELECT xmin::text FROM shelfscan.books WHERE id = $1", ids[0]
+            )
+        return bool(status == "committed" and xmin == str(xid % 2**32))
+
+
+def _reason(exc: BaseException) -> str:
+    return pg_text(one_line(f"database write failed: {one_line(exc)}"))
+
+
+def _error(reason: str | None) -> str | None:
+    """A file's `scan_error`: one line, storable."""
+    return None if reason is None else pg_text(one_line(reason))
 
 
 _FILE_COLUMNS = [
@@ -168,11 +248,6 @@ _MANUAL_GUARD = {
         "WHERE x.id = t.file_id AND b.field_sources->>'narrators' = 'manual')"
     )
 }
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return f"database write failed: {text}"[:500]
 
 
 async def _allocate(conn: asyncpg.Connection, table: str, count: int) -> list[int]:
@@ -248,16 +323,16 @@ async def _write_batch(conn: asyncpg.Connection, books: Sequence[BookRow]) -> li
         """,
         book_ids,
         [b.library_id for b in books],
-        [b.title for b in books],
-        [b.subtitle for b in books],
-        [b.sort_title for b in books],
-        [b.description for b in books],
+        [pg_text(b.title) for b in books],
+        [pg_text_or_none(b.subtitle) for b in books],
+        [pg_text(b.sort_title) for b in books],
+        [pg_text_or_none(b.description) for b in books],
         [b.publisher_id for b in books],
-        [b.release_date for b in books],
-        [b.language for b in books],
+        [pg_text_or_none(b.release_date) for b in books],
+        [pg_text_or_none(b.language) for b in books],
         [b.status for b in books],
         [cover_ids[b.cover.sha256] if b.cover else None for b in books],
-        [b.field_sources for b in books],
+        [pg_json(b.field_sources) for b in books],
     )
     if old_book_ids:
         # Relationships a user set by hand (field source "manual") are kept.
@@ -285,7 +360,7 @@ async def _write_batch(conn: asyncpg.Connection, books: Sequence[BookRow]) -> li
     file_rows = [
         (
             fid, books[0].library_id, f.root_id, bid, *to_db(f.path), f.size, f.mtime_ns, f.inode,
-            f.format, f.status, f.scan_error, f.language, f.duration_s, f.page_count,
+            f.format, f.status, _error(f.scan_error), pg_text_or_none(f.language), f.duration_s, f.page_count,
             cover_ids[f.cover.sha256] if f.cover else None, f.sort_order, f.device, f.fingerprint,
         )
         for fid, bid, f in files
@@ -443,9 +518,13 @@ async def _insert_links(
     narrators = [
         (fid, p, i) for fid, _, f in files for i, p in enumerate(dict.fromkeys(f.narrator_ids))
     ]
-    idents = [(fid, t, v) for fid, _, f in files for t, v in dict.fromkeys(f.identifiers)]
+    idents = [
+        (fid, pg_text(t), pg_text(v))
+        for fid, _, f in files
+        for t, v in dict.fromkeys(f.identifiers)
+    ]
     chapters = [
-        (fid, i, c.level, c.title, c.start_s, c.href)
+        (fid, i, c.level, pg_text(c.title), c.start_s, pg_text_or_none(c.href))
         for fid, _, f in files
         for i, c in enumerate(f.chapters)
     ]

@@ -1,7 +1,8 @@
 """Diff: what the disk shows against what the catalogue knows.
 
 Unchanged files (same size, mtime in nanoseconds and inode) cost nothing more
-than the stat the walk already did. A new path that matches a vanished file by
+than the stat the walk already did, except files whose last read failed: the
+cause may have passed without touching the file, so they are read again. A new path that matches a vanished file by
 (device, inode) and size, or by content fingerprint, is that file moved: it
 keeps its row, its book and its edits. Only new files whose size equals a
 vanished file's are fingerprinted, so a move costs a couple of reads.
@@ -79,6 +80,10 @@ def diff(
                 changed.append((f, k))
             elif k.status == "missing":
                 restored.append(k)
+            elif k.status == "error":
+                # The cause may have passed (permissions fixed, a mount back, a copy
+                # completed in place): read it again. Files that are ok cost no read.
+                changed.append((f, k))
             else:
                 unchanged.append(k)
     vanished = [

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from shelfscan.config import ExecutorKind
+from shelfscan.scan import lifeline
 from shelfscan.scan.parse import ParseOutcome, UnitOutcome, UnitTask, parse_units
 
 
@@ -49,8 +51,11 @@ class ParseExecutor:
             return ThreadPoolExecutor(self.size, thread_name_prefix="shelfscan-parse")
         # forkserver: forking a process that runs an event loop and threads is unsafe.
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["shelfscan.scan.parse"])
-        return ProcessPoolExecutor(self.size, mp_context=ctx)
+        ctx.set_forkserver_preload(["shelfscan.scan.parse", "shelfscan.scan.lifeline"])
+        # Each worker exits when this process does, even after a SIGKILL (see lifeline).
+        return ProcessPoolExecutor(
+            self.size, mp_context=ctx, initializer=lifeline.die_with, initargs=(os.getpid(),)
+        )
 
     def start(self) -> None:
         if self._executor is None:

@@ -18,6 +18,7 @@ from pathlib import Path
 import xxhash
 
 from shelfscan.covers import CoverPack, StoredCover
+from shelfscan.errors import one_line
 from shelfscan.formats import sidecars
 from shelfscan.formats.pdf import CoverRenderError, render_first_page
 from shelfscan.formats.records import Metadata, ParseError, pickled_by_fields
@@ -125,7 +126,7 @@ def read_sidecars(paths: tuple[str, ...], pack: CoverPack) -> SidecarData:
         except FileNotFoundError:
             continue
         except (ParseError, OSError, ValueError) as exc:
-            problems.append((path, " ".join(str(exc).split())[:300] or type(exc).__name__))
+            problems.append((path, one_line(str(exc)) or type(exc).__name__))
     return SidecarData(problems=tuple(problems), **found)  # type: ignore[arg-type]
 
 
@@ -254,7 +255,7 @@ def _read_fingerprint(path: str) -> tuple[str, bytes, bytes | None]:
 
 
 def _failed(task: ParseTask, reason: str, started: float) -> ParseOutcome:
-    reason = " ".join(reason.split())[:500] or "unreadable file"
+    reason = one_line(reason) or "unreadable file"
     try:
         after = os.stat(task.path)
     except FileNotFoundError:
