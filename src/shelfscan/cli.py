@@ -65,6 +65,17 @@ def build_parser() -> argparse.ArgumentParser:
     cover.add_argument("sha256")
     cover.add_argument("-o", "--output", help="file to write (default: stdout)")
 
+    covers = sub.add_parser("covers", help="manage the cover packs")
+    covers_sub = covers.add_subparsers(dest="covers_command", required=True)
+    compact = covers_sub.add_parser(
+        "compact", help="rewrite mostly-unreferenced packs (safe while scans run)"
+    )
+    compact.add_argument(
+        "--grace", type=float, default=3600.0, metavar="SECONDS",
+        help="leave packs younger than this, delete retired ones older (default 3600)",
+    )  # fmt: skip
+    compact.add_argument("--json", action="store_true", help="print the result as JSON")
+
     purge = sub.add_parser("purge", help="delete files missing for longer than a grace period")
     purge.add_argument("--older-than", required=True, metavar="AGE", help="e.g. 30d, 12h, 90m")
     purge.add_argument("--library", help="only this library")
@@ -165,6 +176,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
                 sys.stdout.buffer.write(data)
                 sys.stdout.flush()
             return 0
+        if args.command == "covers":
+            from shelfscan.covers import compact_command
+
+            return asyncio.run(compact_command(url, settings.covers_dir, args.grace, args.json))
         if args.command == "purge":
             return asyncio.run(_purge(url, parse_age(args.older_than), args.library))
         if args.command == "jobs":
