@@ -30,23 +30,23 @@ def fake_cover(seed: int, size: int = COVER_BYTES) -> bytes:
     return b"\xff\xd8\xff\xe0" + body
 
 
-def write_book(path: Path, i: int, cover_seed: int | None) -> None:
+def write_book(path: Path, i: int, cover_seed: int | None, cover_size: int = COVER_BYTES) -> None:
     spec = EpubSpec(
         title=f"Covered {i:04d}",
         creators=(CreatorSpec(f"Painter {i % 3}"),),
         style="epub2" if i % 2 else "epub3",
         language="en",
         chapters=(("One", "text"),),
-        cover=None if cover_seed is None else fake_cover(cover_seed),
+        cover=None if cover_seed is None else fake_cover(cover_seed, cover_size),
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(epub_bytes(spec))
 
 
-def covered_library(root: Path, count: int) -> list[Path]:
+def covered_library(root: Path, count: int, cover_size: int = COVER_BYTES) -> list[Path]:
     paths = [root / f"shelf{i % 4}" / f"covered{i:04d}.epub" for i in range(count)]
     for i, path in enumerate(paths):
-        write_book(path, i, cover_seed=i)
+        write_book(path, i, cover_seed=i, cover_size=cover_size)
     return paths
 
 
@@ -60,13 +60,14 @@ def covers_dir_of(tmp_path: Path) -> Path:
 
 
 async def referenced(pool: asyncpg.Pool) -> list[asyncpg.Record]:
-    return await pool.fetch(
+    rows: list[asyncpg.Record] = await pool.fetch(
         """
         SELECT c.sha256, c.pack, c.pack_offset, c.size FROM shelfscan.covers c
         WHERE EXISTS (SELECT 1 FROM shelfscan.books b WHERE b.cover_id = c.id)
            OR EXISTS (SELECT 1 FROM shelfscan.files f WHERE f.cover_id = c.id)
         """
     )
+    return rows
 
 
 async def test_touched_files_rescan_writes_no_new_pack_bytes(
