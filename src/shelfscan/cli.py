@@ -13,7 +13,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from shelfscan.admin import AdminError
-from shelfscan.app import make_executor, resolve_roots, run_scan_job, scanner_for
+from shelfscan.app import (
+    SMALL_SCAN_CHUNK,
+    make_executor,
+    resolve_roots,
+    run_scan_job,
+    scanner_for,
+)
 from shelfscan.catalogue.export import export_books
 from shelfscan.catalogue.libraries import default_library_name, ensure_library
 from shelfscan.config import ConfigError, Settings
@@ -231,7 +237,7 @@ async def _scan(url: str, settings: Settings, args: argparse.Namespace) -> int:
         library = dataclasses.replace(
             library, roots=tuple(r for r in library.roots if str(r.path) in chosen)
         )
-        executor = make_executor(settings)
+        executor = make_executor(settings, inline_max_files=SMALL_SCAN_CHUNK)
         try:
             scanner = scanner_for(pool, settings, executor, settings.workers)
             if sys.stderr.isatty() and not args.json:

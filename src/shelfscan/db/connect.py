@@ -58,14 +58,18 @@ async def open_pool(
         await pool.close()
 
 
-async def connect(url: str) -> asyncpg.Connection:
-    """A connection outside the pool (migrations' advisory lock, LISTEN)."""
+async def connect(url: str, *, typed: bool = True) -> asyncpg.Connection:
+    """A connection outside the pool (migrations' advisory lock, LISTEN).
+
+    `typed=False` skips the jsonb codec set-up (a catalogue round trip) for callers
+    that never read jsonb."""
     try:
         conn: asyncpg.Connection = await asyncpg.connect(url)
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
         reason = redact_url(str(exc))
         raise DatabaseUnavailable(f"cannot connect to {redact_url(url)}: {reason}") from None
-    await _init_connection(conn)
+    if typed:
+        await _init_connection(conn)
     return conn
 
 
