@@ -23,6 +23,8 @@ from typing import Any
 
 import asyncpg
 
+from bench import reference
+from bench.cases import REFERENCE_KINDS
 from bench.common import RESULT_PREFIX
 from bench.measure import (
     CpuMark,
@@ -65,6 +67,8 @@ async def _run_case(spec: dict[str, Any]) -> dict[str, Any]:
         counts: dict[str, Any] = dataclasses.asdict(outcome)
         items = outcome.books
         extra: dict[str, Any] = {"startup_s": 0.0, "settings": {"connections": 1}}
+    elif spec["kind"] in REFERENCE_KINDS:
+        before, after, counts, items, extra = await _run_reference(spec, root, covers, pg_pid)
     else:
         before, after, counts, items, extra = await _run_scanner(spec, root, covers, pg_pid)
     rss_children: dict[int, float] = extra.pop("rss_children", {})
@@ -89,7 +93,46 @@ async def _run_case(spec: dict[str, Any]) -> dict[str, Any]:
         **extra,
     }
     result["rows"] = await _row_counts(url, covers)
+    result["ref_rows"] = await reference.row_counts(url)
     return result
+
+
+def _children_peaks() -> dict[int, float]:
+    """Peak RSS of every live descendant (read before a pool is closed: closing ends them)."""
+    me = os.getpid()
+    return {pid: vm_hwm_mb(pid) for pid in process_tree(proc_table(), me) if pid != me}
+
+
+async def _run_reference(
+    spec: dict[str, Any], root: Path, covers: Path, pg_pid: int | None
+) -> tuple[CpuMark, CpuMark, dict[str, Any], int, dict[str, Any]]:
+    """The reference pipeline; its pool is started and warmed before the clock."""
+    url = spec["url"]
+    await reference.prepare(url)
+    if spec["kind"] == "reference_rescan":
+        before = CpuMark.take(pg_pid)
+        counts = await reference.rescan(url, str(root))
+        after = CpuMark.take(pg_pid)
+        return before, after, counts, counts["files_seen"], {"startup_s": 0.0, "rss_children": {}}
+    started = time.perf_counter()
+    pool = reference.start_pool()
+    startup = time.perf_counter() - started
+    try:
+        before = CpuMark.take(pg_pid)
+        counts = await reference.first_scan(
+            url, str(root), pool, full=spec["kind"] == "reference_full", covers=str(covers)
+        )
+        after = CpuMark.take(pg_pid)
+        peaks = _children_peaks()
+    finally:
+        pool.shutdown(wait=True)
+    items = int(counts["books_added"] if spec["unit"] == "books" else counts["files_seen"])
+    extra = {
+        "startup_s": round(startup, 3),
+        "rss_children": peaks,
+        "settings": {"parse_processes": reference.PROCESSES, "chunk_size": reference.CHUNK},
+    }
+    return before, after, counts, items, extra
 
 
 async def _run_scanner(
@@ -139,12 +182,7 @@ async def _run_scanner(
                 _, summary = await run_scan_job(pool, scanner, library, settings)
                 counts = dict(summary.as_dict())
             after = CpuMark.take(pg_pid)
-            # Read the workers' peaks now: closing the pool ends them.
-            rss_children = {
-                pid: vm_hwm_mb(pid)
-                for pid in process_tree(proc_table(), os.getpid())
-                if pid != os.getpid()
-            }
+            rss_children = _children_peaks()
         finally:
             executor.close()
     items = int(counts["books_added"] if spec["unit"] == "books" else counts["files_seen"])

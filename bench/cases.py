@@ -109,6 +109,9 @@ def pick_changed(library: Path, fraction: float) -> list[Path]:
 # --- the run -------------------------------------------------------------------------------------
 
 
+REFERENCE_KINDS = ("reference", "reference_full", "reference_rescan")
+
+
 @dataclass(frozen=True, slots=True)
 class Case:
     """One measured variant at one library size."""
@@ -117,23 +120,41 @@ class Case:
     size: int
     library: Path  # the generated library folder
     scan_root: Path  # the folder scanned (its ebooks/ or audiobooks/)
-    kind: str  # naive | scan | plan
+    kind: str  # naive | scan | plan | reference | reference_full | reference_rescan
     unit: str  # books | files
     fresh: bool = True  # an empty migrated database; False: a clone of the first-scan snapshot
     workers: int | None = None
     change: float = 0.0
     tree: str = "EPUBs"  # what the scanned folder holds: EPUBs | audio files | placeholders
+    cold: bool = False  # page cache, dentries and inodes dropped just before the case
+    rounds: int | None = None  # run in the first `rounds` rounds only (the big, slow cases)
 
     @property
     def key(self) -> str:
-        return f"{self.variant}@{self.size}"
+        return f"{self.variant}@{self.size}" + ("-cold" if self.cold else "")
+
+    @property
+    def family(self) -> str:
+        """Whose first scan a rescan of this case starts from."""
+        return "reference" if self.kind in REFERENCE_KINDS else "shelfscan"
 
 
 def plan_cases(
-    libraries: dict[int, Path], audio: Path | None, big: tuple[int, Path] | None, change: float
+    libraries: dict[int, Path],
+    audio: Path | None,
+    big: list[tuple[int, Path]],
+    change: float,
+    *,
+    epub_big: tuple[int, Path] | None = None,
+    cold: bool = False,
+    big_rounds: int = 1,
 ) -> list[Case]:
-    """Every case of a round, in the base order that rounds rotate."""
+    """Every case of a round, in the base order that rounds rotate.
+
+    The reference pipeline (bench/reference.py) runs beside every EPUB library and
+    placeholder tree, so each shelfscan case has a reference figure from the same run."""
     cases: list[Case] = []
+    largest = max(libraries) if libraries else None
     for size, lib in sorted(libraries.items()):
         root = lib / "ebooks"
         cases += [
@@ -142,20 +163,62 @@ def plan_cases(
             Case("default", size, lib, root, "scan", "books"),
             Case("nochange", size, lib, root, "scan", "files", fresh=False),
             Case("changed1", size, lib, root, "scan", "files", fresh=False, change=change),
+            Case("reference", size, lib, root, "reference", "books"),
+            Case("reference_full", size, lib, root, "reference_full", "books"),
+            Case("reference_rescan", size, lib, root, "reference_rescan", "files", fresh=False),
         ]
+        if cold and size == largest:
+            cases += [
+                Case("default", size, lib, root, "scan", "books", cold=True),
+                Case("nochange", size, lib, root, "scan", "files", fresh=False, cold=True),
+                Case("reference", size, lib, root, "reference", "books", cold=True),
+                Case(
+                    "reference_rescan", size, lib, root, "reference_rescan", "files",
+                    fresh=False, cold=True,
+                ),
+            ]  # fmt: skip
+    if epub_big is not None:
+        size, lib = epub_big
+        root = lib / "ebooks"
+        once: dict[str, Any] = {"rounds": big_rounds}
+        cases += [
+            Case("default", size, lib, root, "scan", "books", **once),
+            Case("nochange", size, lib, root, "scan", "files", fresh=False, **once),
+            Case("reference", size, lib, root, "reference", "books", **once),
+            Case(
+                "reference_rescan", size, lib, root, "reference_rescan", "files",
+                fresh=False, **once,
+            ),
+        ]  # fmt: skip
     if audio is not None:
         files = sum(1 for _ in _audio_files(audio / "audiobooks"))
         cases.append(
             Case("audio", files, audio, audio / "audiobooks", "scan", "files", tree="audio files")
         )
-    if big is not None:
-        size, lib = big
+    biggest = max((size for size, _ in big), default=None)
+    for size, lib in sorted(big):
         root = lib / "ebooks"
+        limit = big_rounds if size > 100_000 else None
+        kw: dict[str, Any] = {"tree": "placeholders", "rounds": limit}
         cases += [
-            Case("discover", size, lib, root, "plan", "files", tree="placeholders"),
-            Case("placeholders", size, lib, root, "scan", "files", tree="placeholders"),
-            Case("nochange", size, lib, root, "scan", "files", fresh=False, tree="placeholders"),
+            Case("discover", size, lib, root, "plan", "files", **kw),
+            Case("placeholders", size, lib, root, "scan", "files", **kw),
+            Case("nochange", size, lib, root, "scan", "files", fresh=False, **kw),
+            Case("reference", size, lib, root, "reference", "files", **kw),
+            Case(
+                "reference_rescan", size, lib, root, "reference_rescan", "files", fresh=False, **kw
+            ),
         ]
+        if cold and size == biggest:
+            cases += [
+                Case("placeholders", size, lib, root, "scan", "files", cold=True, **kw),
+                Case("nochange", size, lib, root, "scan", "files", fresh=False, cold=True, **kw),
+                Case("reference", size, lib, root, "reference", "files", cold=True, **kw),
+                Case(
+                    "reference_rescan", size, lib, root, "reference_rescan", "files",
+                    fresh=False, cold=True, **kw,
+                ),
+            ]  # fmt: skip
     return cases
 
 

@@ -40,12 +40,30 @@ def build_parser() -> argparse.ArgumentParser:
         "--audio", type=int, default=None, help="audiobooks (default books/10, at most 1000)"
     )
     parser.add_argument(
-        "--big",
-        type=int,
-        default=100_000,
-        help="placeholder files of the big tree (default 100000)",
-    )
-    parser.add_argument("--no-100k", action="store_true", help="skip the big placeholder tree")
+        "--big", type=_sizes, default=[10_000, 100_000, 1_000_000],
+        help="placeholder trees, comma-separated sizes (default 10000,100000,1000000)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-big", "--no-100k", dest="no_big", action="store_true",
+        help="skip the placeholder trees",
+    )  # fmt: skip
+    parser.add_argument(
+        "--big-rounds", type=int, default=1,
+        help="rounds for trees over 100,000 files and the big EPUB library (default 1)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--epub-big", type=int, default=100_000,
+        help="a library of this many real EPUBs (first scan, rescan, reference; 0: none; "
+        "skipped when the disk is short; default 100000)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--cold", action=argparse.BooleanOptionalAction, default=True,
+        help="also run cold-cache cases (drop_caches; needs root; default on)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--small-cli", type=int, default=48, metavar="AUDIOBOOKS",
+        help="audiobooks (~1.25 files each) for the small-library CLI case; 0: none (default 48)",
+    )  # fmt: skip
     parser.add_argument(
         "--database-url", help="a PostgreSQL server to use (default: an embedded pgserver)"
     )
@@ -80,7 +98,10 @@ def rerender(path: Path, args: argparse.Namespace) -> int:
     """Targets, Markdown and plot again from a results JSON (after a change to the report code)."""
     report = json.loads(path.read_text(encoding="utf-8"))
     params = report["params"]
-    args.books, args.big = params["books"], params["big"] or args.big
+    args.books = params["books"]
+    big = params.get("big")
+    args.big = big if isinstance(big, list) else ([big] if big else [])
+    args.epub_big = params.get("epub_big") or 0
     report["targets"] = evaluate_targets(report, args)
     paths = write_outputs(report, args.out.resolve())
     print(paths["markdown"].read_text(encoding="utf-8"))
@@ -94,6 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.books < 1 or args.rounds < 1:
         print("bench: --books and --rounds must be at least 1", file=sys.stderr)
         return 2
+    if args.no_big:
+        args.big = []
     if args.audio is None:
         args.audio = min(1000, max(10, args.books // 10))
     from shelfscan.logs import configure_logging

@@ -18,7 +18,10 @@ CASE_TIMEOUT_S = 3600.0
 TARGET_RATIO = 10.0
 TARGET_FIRST_BOOKS_S = 2000.0
 TARGET_NOCHANGE_FILES_S = 25_000.0
-TARGET_RSS_MB = 300.0
+TARGET_RSS_MB = 500.0  # the whole process tree, at every size of the big tree (1M files)
+TARGET_REF_FIRST = 0.60  # shelfscan's first scan as a share of the reference pipeline's
+TARGET_REF_RESCAN = 0.80  # and its no-change rescan
+TARGET_SMALL_CLI_S = 0.6  # `shelfscan scan` of ~60 audio files, initialised embedded DB
 TARGET_AUDIO_FILES_S = 1000.0
 CHANGED_BUDGET = 0.05  # a 1%-changed rescan may add at most 5% of a first scan's time
 
@@ -31,6 +34,21 @@ VARIANT_LABELS = {
     "audio": "audio first scan (MP3/M4B parts)",
     "discover": "discovery + diff only (walk, bulk SELECT, diff, plan), placeholders",
     "placeholders": "first scan of placeholders (walk, read, one error row per file)",
+    "reference": "reference pipeline: walk, ProcessPool(2) x 50 files, container+OPF only, "
+    "COPY to a stage, merge per 500",
+    "reference_full": "reference + covers (one pack per chunk) + chapters (NCX/nav)",
+    "reference_rescan": "reference no-change rescan: walk + stat, one bulk SELECT, compare in Python",
+}
+# What each shelfscan variant is compared with in the reference pipeline.
+REFERENCE_OF = {
+    "reference_full": "reference",
+    "naive": "reference",
+    "w1": "reference",
+    "default": "reference",
+    "placeholders": "reference",
+    "nochange": "reference_rescan",
+    "changed1": "reference_rescan",
+    "discover": "reference_rescan",
 }
 PLOT_LABELS = {
     "naive": "naive baseline",

@@ -10,19 +10,23 @@ import os
 import platform
 import statistics
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from bench.cases import Case
 from bench.common import (
     CHANGED_BUDGET,
+    REFERENCE_OF,
     SCHEMA_VERSION,
     TARGET_AUDIO_FILES_S,
     TARGET_FIRST_BOOKS_S,
     TARGET_NOCHANGE_FILES_S,
     TARGET_RATIO,
+    TARGET_REF_FIRST,
+    TARGET_REF_RESCAN,
     TARGET_RSS_MB,
+    TARGET_SMALL_CLI_S,
     VARIANT_LABELS,
 )
 from bench.plot import render_plot
@@ -82,7 +86,9 @@ def build_report(
             {
                 "key": case.key,
                 "variant": case.variant,
-                "label": VARIANT_LABELS[case.variant],
+                "label": VARIANT_LABELS[case.variant] + (" (cold cache)" if case.cold else ""),
+                "cold": case.cold,
+                "family": case.family,
                 "size": case.size,
                 "unit": case.unit,
                 "kind": case.kind,
@@ -98,6 +104,19 @@ def build_report(
         base = naive_rates.get(v["size"], main_naive)
         v["ratio_basis"] = f"naive@{v['size'] if v['size'] in naive_rates else args.books}"
         v["ratio_to_naive"] = round(v["median"]["rate"] / base, 2) if base else None
+    # Every case also as a share of the reference pipeline on the same tree, same cache state.
+    refs = {
+        (v["variant"], v["size"], v["cold"]): v["median"]["rate"]
+        for v in variants
+        if v["family"] == "reference"
+    }
+    for v in variants:
+        ref_variant = REFERENCE_OF.get(v["variant"])
+        ref_rate = refs.get((ref_variant, v["size"], v["cold"])) if ref_variant else None
+        v["reference_basis"] = (
+            f"{ref_variant}@{v['size']}" + ("-cold" if v["cold"] else "") if ref_rate else None
+        )
+        v["pct_of_reference"] = round(100 * v["median"]["rate"] / ref_rate, 1) if ref_rate else None
     probes = [p for n in noise for p in n["probe_ms"]]
     report: dict[str, Any] = {
         "schema": SCHEMA_VERSION,
@@ -109,7 +128,11 @@ def build_report(
             "rounds": args.rounds,
             "seed": args.seed,
             "audio": args.audio,
-            "big": None if args.no_100k else args.big,
+            "big": list(args.big),
+            "big_rounds": args.big_rounds,
+            "epub_big": args.epub_big or None,
+            "cold": args.cold,
+            "small_cli": args.small_cli,
             "change_fraction": args.change_fraction,
             "generation_s": round(generated_s, 1),
         },
@@ -168,7 +191,7 @@ def evaluate_targets(report: dict[str, Any], args: argparse.Namespace) -> list[d
             f"{rows['books_without_file']} without a file",
             ok,
         )
-    for key in (f"nochange@{n}", f"nochange@{args.big}"):
+    for key in (f"nochange@{n}", *(f"nochange@{size}" for size in args.big)):
         v = _find(report, key)
         label = f"no-change rescan >= {TARGET_NOCHANGE_FILES_S:,.0f} files/s ({key.split('@')[1]} files)"
         if v is None:
@@ -192,20 +215,20 @@ def evaluate_targets(report: dict[str, Any], args: argparse.Namespace) -> list[d
             f"{extra / t_f:.1%} of a first scan ({t_f:.2f} s); books_updated {updated} of {expected}",
             extra <= CHANGED_BUDGET * t_f and updated == expected,
         )
-    big = [v for v in report["variants"] if v["size"] == args.big and v["tree"] == "placeholders"]
-    label = f"peak RSS <= {TARGET_RSS_MB:.0f} MB ({args.big:,}-file scans)"
-    if not big:
+    _reference_targets(report, args, add)
+    for size in args.big or [0]:
+        _rss_target(report, size, add)
+    _linear_target(report, args, add)
+    small = report.get("small_cli")
+    label = f"small library CLI scan < {TARGET_SMALL_CLI_S} s wall (initialised embedded DB)"
+    if not small:
         add(label, "not measured", None)
     else:
-        # The worst run of any scan of the big tree; workers' peaks are summed (shared pages twice).
-        worst = max(big, key=lambda v: v["median"]["rss_total_mb_max"])
-        peak = worst["median"]["rss_total_mb_max"]
-        main = max(r["rss_main_mb"] for v in big for r in v["runs"])
         add(
             label,
-            f"{peak:.0f} MB with the parse workers, worst: {worst['key']} "
-            f"(scan process alone at most {main:.0f} MB)",
-            peak <= TARGET_RSS_MB,
+            f"first scan of {small['files']} audio files {small['first_wall_s']:.3f} s "
+            f"(min {small['first_wall_min_s']:.3f}), no-change rescan {small['rescan_wall_s']:.3f} s",
+            small["first_wall_s"] < TARGET_SMALL_CLI_S,
         )
     audio = next((v for v in report["variants"] if v["variant"] == "audio"), None)
     if audio is None:
@@ -218,6 +241,71 @@ def evaluate_targets(report: dict[str, Any], args: argparse.Namespace) -> list[d
             rate >= TARGET_AUDIO_FILES_S,
         )
     return targets
+
+
+Add = Callable[[str, str, "bool | None"], None]
+
+
+def _reference_targets(report: dict[str, Any], args: argparse.Namespace, add: Add) -> None:
+    """First scan >= 60% and no-change rescan >= 80% of the reference, same run, same tree."""
+    sizes = [args.books] + ([args.epub_big] if args.epub_big else [])
+    for size in sizes:
+        for variant, share, what in (
+            ("default", TARGET_REF_FIRST, "first scan"),
+            ("nochange", TARGET_REF_RESCAN, "no-change rescan"),
+        ):
+            v = _find(report, f"{variant}@{size}")
+            label = f"{what} >= {share:.0%} of the reference ({size:,} EPUBs)"
+            if v is None or v["pct_of_reference"] is None:
+                add(label, "not measured", None)
+                continue
+            pct = v["pct_of_reference"]
+            add(
+                label,
+                f"{pct:.0f}% ({v['median']['rate']:,.0f} vs {v['reference_basis']})",
+                pct >= 100 * share,
+            )
+
+
+def _rss_target(report: dict[str, Any], size: int, add: Add) -> None:
+    big = [
+        v for v in report["variants"]
+        if v["size"] == size and v["tree"] == "placeholders" and v["family"] == "shelfscan"
+    ]  # fmt: skip
+    label = f"peak RSS <= {TARGET_RSS_MB:.0f} MB ({size:,}-file scans, whole process tree)"
+    if not big:
+        add(label, "not measured", None)
+        return
+        # The worst run of any scan of the big tree; workers' peaks are summed (shared pages twice).
+        worst = max(big, key=lambda v: v["median"]["rss_total_mb_max"])
+        peak = worst["median"]["rss_total_mb_max"]
+        main = max(r["rss_main_mb"] for v in big for r in v["runs"])
+        add(
+            label,
+            f"{peak:.0f} MB with the parse workers, worst: {worst['key']} "
+            f"(scan process alone at most {main:.0f} MB)",
+            peak <= TARGET_RSS_MB,
+        )
+
+
+def _linear_target(report: dict[str, Any], args: argparse.Namespace, add: Add) -> None:
+    """Time per file at the largest tree within 1.5x of the next size down."""
+    sizes = sorted(args.big)
+    label = "scan time grows linearly with the tree (s per file, largest vs next size down)"
+    if len(sizes) < 2:
+        add(label, "not measured (one size)", None)
+        return
+    small, large = sizes[-2], sizes[-1]
+    parts, ok = [], True
+    for variant in ("discover", "placeholders", "nochange"):
+        a, b = _find(report, f"{variant}@{small}"), _find(report, f"{variant}@{large}")
+        if a is None or b is None:
+            continue
+        per_a = a["median"]["seconds"] / small
+        per_b = b["median"]["seconds"] / large
+        parts.append(f"{variant} {per_a * 1e6:.0f} -> {per_b * 1e6:.0f} us/file")
+        ok = ok and per_b <= 1.5 * per_a
+    add(label, "; ".join(parts) or "not measured", ok if parts else None)
 
 
 def machine_info(pg_version: str) -> dict[str, Any]:
@@ -264,20 +352,23 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         f"`{report['command']}` · {mach['cores']} × {mach['cpu']} · {mach['memory_gib']} GiB · "
         f"Python {mach['python']} · PostgreSQL {mach['postgresql']} · Linux {mach['kernel']} · "
-        f"{params['rounds']} interleaved rounds, medians (min–max) · warm page cache",
+        f"{params['rounds']} interleaved rounds, medians (min–max) · warm page cache "
+        f"unless marked cold",
         "",
-        "| Variant | Library | Median s (min–max) | Throughput | × naive | CPU shelfscan s (main + children) "
-        "| CPU PostgreSQL s | Machine busy (other CPU s) | Peak RSS MB (scan / +workers) | Outcome |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| Variant | Library | Median s (min–max) | Throughput | × naive | % of reference "
+        "| CPU s (main + children) | CPU PostgreSQL s | Machine busy (other CPU s) "
+        "| Peak RSS MB (scan / +workers) | Outcome |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for v in report["variants"]:
         m = v["median"]
         outcome = _outcome(v)
         pg = "—" if m["cpu_pg_s"] is None else f"{m['cpu_pg_s']:.2f}"
         ratio = "—" if v["ratio_to_naive"] is None else f"{v['ratio_to_naive']:.1f}×"
+        pct = "—" if v.get("pct_of_reference") is None else f"{v['pct_of_reference']:.0f}%"
         lines.append(
             f"| {v['label']} | {v['size']:,} {v['tree']} | {_fmt_s(m)} | "
-            f"**{m['rate']:,.0f} {v['unit']}/s** | {ratio} | {_fmt_cpu(m)} | {pg} | "
+            f"**{m['rate']:,.0f} {v['unit']}/s** | {ratio} | {pct} | {_fmt_cpu(m)} | {pg} | "
             f"{m['machine_busy']:.0%} ({m['cpu_other_s']:.1f}) | "
             f"{m['rss_main_mb']:.0f} / {m['rss_total_mb']:.0f} | {outcome} |"
         )
@@ -285,6 +376,9 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         "× naive: throughput over the naive baseline's books/s at the same library size "
         "(rows without a naive run of their size use the largest EPUB library's).",
+        "% of reference: throughput over the reference pipeline's on the same tree and cache "
+        "state (first scans against `reference`, rescans and discovery against "
+        "`reference_rescan`; bench/reference.py).",
         "CPU children: the parse workers (and the forkserver). Pool start-up, before the clock: "
         + ", ".join(
             f"{v['key']} {v['median']['startup_s']:.2f} s"
@@ -295,6 +389,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         "Machine busy: share of both cores busy during the scan (/proc/stat); other CPU: busy time "
         "not spent by the scan's processes or PostgreSQL (other users' jobs, kernel writeback).",
         "",
+        *_scaling_lines(report),
+        *_small_cli_lines(report),
         "## Targets",
         "",
         "| Target | Measured | Met |",
@@ -326,10 +422,73 @@ def render_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _scaling_lines(report: dict[str, Any]) -> list[str]:
+    """The placeholder trees side by side: seconds, files/s and peak RSS per size."""
+    sizes = sorted({v["size"] for v in report["variants"] if v["tree"] == "placeholders"})
+    if not sizes:
+        return []
+    variants = ("discover", "placeholders", "nochange", "reference", "reference_rescan")
+    lines = [
+        "## Scaling: placeholder trees (walk + diff, first scan, no-change rescan)",
+        "",
+        "| Files | " + " | ".join(variants) + " | peak RSS MB, whole tree (worst shelfscan case) |",
+        "|---|" + "---|" * (len(variants) + 1),
+    ]
+    for size in sizes:
+        cells = []
+        for name in variants:
+            v = next(
+                (
+                    x
+                    for x in report["variants"]
+                    if x["key"] == f"{name}@{size}" and x["tree"] == "placeholders"
+                ),
+                None,
+            )
+            cells.append(
+                "—"
+                if v is None
+                else f"{v['median']['seconds']:.2f} s ({v['median']['rate']:,.0f}/s)"
+            )
+        peaks = [
+            v["median"]["rss_total_mb_max"]
+            for v in report["variants"]
+            if v["size"] == size and v["tree"] == "placeholders" and v["family"] == "shelfscan"
+        ]
+        lines.append(
+            f"| {size:,} | " + " | ".join(cells) + f" | {max(peaks) if peaks else 0:.0f} |"
+        )
+    cold = report.get("cold") or {}
+    lines += ["", f"Cold cache: {cold.get('note', 'not measured')}.", ""]
+    return lines
+
+
+def _small_cli_lines(report: dict[str, Any]) -> list[str]:
+    small = report.get("small_cli")
+    if not small:
+        return []
+    phases = ", ".join(f"{name} {sec * 1000:.0f} ms" for name, sec in small["phases"].items())
+    return [
+        f"## Small library through the CLI ({small['files']} audio files, embedded PostgreSQL)",
+        "",
+        f"`shelfscan scan --json DIR` on an initialised data folder (initdb + migrations "
+        f"before, {small['init_s']:.1f} s, not timed): first scan **{small['first_wall_s']:.3f} s** "
+        f"wall (min {small['first_wall_min_s']:.3f}), no-change rescan "
+        f"**{small['rescan_wall_s']:.3f} s** (min {small['rescan_wall_min_s']:.3f}); medians of "
+        f"{len(small['runs'])} rounds. Where a rescan's time goes (one process, "
+        f"`python -m bench.smallcli phases`): {phases}.",
+        "",
+    ]
+
+
 def _outcome(v: dict[str, Any]) -> str:
     counts = v["runs"][-1]["counts"]
     if v["variant"] == "naive":
         return f"{counts['books']:,} books, {counts['statements']:,} statements"
+    if v["variant"] == "reference_rescan":
+        return (
+            f"{counts['files_seen']:,} seen, {counts['changed']:,} changed, {counts['new']:,} new"
+        )
     if v["kind"] == "plan":
         return f"{counts['files_seen']:,} seen, {counts['new']:,} new, {counts['units']:,} units"
     text = f"{counts.get('books_added', 0):,} added, {counts.get('books_updated', 0):,} updated"

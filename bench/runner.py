@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import smallcli
 from bench.cases import Case, ChangeSet, describe_library, pick_changed, plan_cases, restore_pending
 from bench.common import CASE_TIMEOUT_S, REPO, RESULT_PREFIX, BenchError, log
 from bench.database import Database
@@ -66,13 +67,14 @@ class Runner:
     db: Database
     cache: Path
     change_backup: Path
-    snapshots: dict[Path, str] = field(default_factory=dict)
+    snapshots: dict[tuple[Path, str], str] = field(default_factory=dict)
     counter: int = 0
+    cold: ColdCache | None = None
 
     async def run(self, case: Case, *, profile_dir: Path | None = None) -> dict[str, Any]:
         self.counter += 1
         name = f"{self.db.prefix}c{self.counter}"
-        template = self.db.template if case.fresh else self.snapshots[case.scan_root]
+        template = self.db.template if case.fresh else self.snapshots[(case.scan_root, case.family)]
         url = await self.db.create(name, template)
         work = Path(tempfile.mkdtemp(prefix="shelfscan-bench-"))
         changes: ChangeSet | None = None
@@ -96,8 +98,11 @@ class Runner:
                 spec["profile_dir"] = str(profile_dir)
                 spec["profile_name"] = case.variant
             probe = probe_ms()
+            if case.cold and self.cold is not None:
+                await asyncio.to_thread(self.cold.drop)
             result = await asyncio.to_thread(run_case_process, spec)
             result["probe_ms"] = probe
+            result["cold"] = case.cold
             if changes is not None:
                 result["changed_files"] = len(changes.entries)
             return result
@@ -115,8 +120,8 @@ class Runner:
         work = Path(tempfile.mkdtemp(prefix="shelfscan-bench-"))
         try:
             spec = {
-                "key": f"warm-up {case.size}",
-                "kind": "scan",
+                "key": f"warm-up {case.size} ({case.family})",
+                "kind": "reference" if case.family == "reference" else "scan",
                 "unit": case.unit,
                 "url": url,
                 "root": str(case.scan_root),
@@ -127,8 +132,30 @@ class Runner:
             result = await asyncio.to_thread(run_case_process, spec)
         finally:
             await asyncio.to_thread(shutil.rmtree, work, True)
-        self.snapshots[case.scan_root] = name
+        self.snapshots[(case.scan_root, case.family)] = name
         return result
+
+
+@dataclass(slots=True)
+class ColdCache:
+    """`echo 3 > /proc/sys/vm/drop_caches` before a cold case (root only; else a note why not)."""
+
+    note: str = ""
+
+    @classmethod
+    def probe(cls) -> ColdCache | None:
+        try:
+            with open("/proc/sys/vm/drop_caches", "w", encoding="ascii") as handle:
+                handle.write("1")  # the page cache only: cheap, and proves we may
+        except OSError as exc:
+            log(f"cold-cache cases skipped: cannot write /proc/sys/vm/drop_caches ({exc})")
+            return None
+        return cls()
+
+    def drop(self) -> None:
+        os.sync()
+        with open("/proc/sys/vm/drop_caches", "w", encoding="ascii") as handle:
+            handle.write("3")
 
 
 async def run_benchmark(args: argparse.Namespace, admin_url: str) -> dict[str, Any]:
@@ -155,24 +182,61 @@ async def run_benchmark(args: argparse.Namespace, admin_url: str) -> dict[str, A
             seed=args.seed,
             jobs=args.jobs,
         )
-    big = None
-    if not args.no_100k:
-        log(f"library: {args.big:,} placeholders")
+    big: list[tuple[int, Path]] = []
+    for size in args.big:
+        log(f"library: {size:,} placeholders")
         big_lib = await asyncio.to_thread(
             generate_library_cached,
             cache,
-            books=args.big,
+            books=size,
             placeholders=True,
             seed=args.seed,
             jobs=args.jobs,
         )
-        big = (args.big, big_lib)
+        big.append((size, big_lib))
+    epub_big = None
+    if args.epub_big:
+        cache.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - before any case runs
+        free_gb = shutil.disk_usage(cache).free / 1e9
+        need_gb = args.epub_big * 90_000 / 1e9 * 1.5  # ~86 KB an EPUB, and room to spare
+        if free_gb < need_gb:
+            log(
+                f"skipping {args.epub_big:,} real EPUBs: {free_gb:.0f} GB free, {need_gb:.0f} needed"
+            )
+            args.epub_big_skipped = f"{free_gb:.0f} GB free, {need_gb:.0f} GB needed"
+        else:
+            log(f"library: {args.epub_big:,} EPUBs")
+            epub_big = (
+                args.epub_big,
+                await asyncio.to_thread(
+                    generate_library_cached,
+                    cache,
+                    books=args.epub_big,
+                    seed=args.seed,
+                    jobs=args.jobs,
+                ),
+            )
+    small_cli_lib = None
+    if args.small_cli:
+        small_cli_lib = await asyncio.to_thread(
+            generate_library_cached, cache, books=1, audio=args.small_cli, seed=args.seed, jobs=1
+        )
     generated_s = time.perf_counter() - started
     library_info = {size: describe_library(lib) for size, lib in libraries.items()}
 
     db = Database(admin_url)
-    runner = Runner(db, cache, cache / ".bench-changed")
-    cases = plan_cases(libraries, audio, big, args.change_fraction)
+    cold = ColdCache.probe() if args.cold else None
+    runner = Runner(db, cache, cache / ".bench-changed", cold=cold)
+    cases = plan_cases(
+        libraries,
+        audio,
+        big,
+        args.change_fraction,
+        epub_big=epub_big,
+        cold=cold is not None,
+        big_rounds=args.big_rounds,
+    )
+    small_runs: list[dict[str, Any]] = []
     runs: dict[str, list[dict[str, Any]]] = defaultdict(list)
     noise: list[dict[str, Any]] = []
     warmups: dict[str, Any] = {}
@@ -181,19 +245,21 @@ async def run_benchmark(args: argparse.Namespace, admin_url: str) -> dict[str, A
         await db.create_template()
         pg_version = await db.version()
         for case in cases:
-            if case.scan_root not in runner.snapshots and any(
-                not c.fresh and c.scan_root == case.scan_root for c in cases
+            if (case.scan_root, case.family) not in runner.snapshots and any(
+                not c.fresh and c.scan_root == case.scan_root and c.family == case.family
+                for c in cases
             ):
-                log(f"warm-up and snapshot: first scan of {case.scan_root}")
+                log(f"warm-up and snapshot: first scan of {case.scan_root} ({case.family})")
                 warm = await runner.snapshot(case)
-                warmups[str(case.scan_root)] = {
+                warmups[f"{case.scan_root} ({case.family})"] = {
                     "seconds": warm["seconds"],
                     "counts": warm["counts"],
                 }
         for rnd in range(args.rounds):
             probes = [probe_ms() for _ in range(5)]
-            shift = rnd % len(cases)
-            order = cases[shift:] + cases[:shift]
+            current = [c for c in cases if c.rounds is None or rnd < c.rounds]
+            shift = rnd % len(current)
+            order = current[shift:] + current[:shift]
             noise.append(
                 {"round": rnd + 1, "probe_ms": probes, "median_ms": statistics.median(probes)}
             )
@@ -209,8 +275,26 @@ async def run_benchmark(args: argparse.Namespace, admin_url: str) -> dict[str, A
                     f"  {case.key:<22} {result['seconds']:8.3f} s  {rate:9,.0f} {case.unit}/s"
                     f"  (probe {result['probe_ms']:.0f} ms)"
                 )
+            if small_cli_lib is not None:
+                small = await asyncio.to_thread(smallcli.measure, small_cli_lib / "audiobooks", 1)
+                for run in small["runs"]:
+                    run.update(round=rnd + 1, probe_ms=probe_ms())
+                    small_runs.append(run)
+                    log(
+                        f"  small CLI ({run['files']} audio files): first scan "
+                        f"{run['first_wall_s']:.3f} s wall, rescan {run['rescan_wall_s']:.3f} s"
+                    )
         report = build_report(args, cases, runs, noise, warmups, pg_version, generated_s)
         report["libraries"] = {str(size): info for size, info in library_info.items()}
+        report["small_cli"] = smallcli.summarise(small_runs) if small_runs else None
+        report["cold"] = {
+            "enabled": cold is not None,
+            "note": "echo 3 > /proc/sys/vm/drop_caches (after sync) before each cold case"
+            if cold is not None
+            else ("not asked for (--no-cold)" if not args.cold else "not permitted here"),
+        }
+        if getattr(args, "epub_big_skipped", None):
+            report["epub_big_skipped"] = args.epub_big_skipped
         report["targets"] = evaluate_targets(report, args)
         wanted = profile_cases(report, cases, args)
         if wanted and importlib.util.find_spec("pyinstrument") is None:
@@ -255,7 +339,7 @@ def profile_cases(
             elif name.startswith("rescan"):
                 keys.append(f"changed1@{args.books}")
             elif name.startswith("peak RSS"):
-                keys.append(f"placeholders@{args.big}")
+                keys.extend(f"placeholders@{size}" for size in args.big[-1:])
     if args.profile == "always":
         keys = [f"default@{args.books}"] + [k for k in keys if k.startswith("audio")]
     chosen = list(dict.fromkeys(keys))

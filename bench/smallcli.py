@@ -106,6 +106,26 @@ def measure(root: Path, rounds: int) -> dict[str, Any]:
     return {"runs": runs}
 
 
+def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Medians over rounds, and the median of each phase."""
+    import statistics
+
+    def med(key: str) -> float:
+        return round(float(statistics.median(r[key] for r in runs)), 3)
+
+    names = list(runs[0]["phases"])
+    return {
+        "files": runs[0]["files"],
+        "first_wall_s": med("first_wall_s"),
+        "first_wall_min_s": round(min(r["first_wall_s"] for r in runs), 3),
+        "rescan_wall_s": med("rescan_wall_s"),
+        "rescan_wall_min_s": round(min(r["rescan_wall_s"] for r in runs), 3),
+        "init_s": med("init_s"),
+        "phases": {n: round(statistics.median(r["phases"][n] for r in runs), 4) for n in names},
+        "runs": runs,
+    }
+
+
 def phases_main(data_dir: Path, root: Path) -> int:
     """The CLI's steps one by one, each timed (a rescan: the catalogue holds the library)."""
     marks: dict[str, float] = {}
