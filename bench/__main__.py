@@ -1,5 +1,5 @@
 """`python -m bench` from the repository root: run the benchmark (options: --help)."""
 
-from bench.harness import main
+from bench.cli import main
 
 raise SystemExit(main())

@@ -15,14 +15,18 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-VARIANTS = {"naive", "w1", "default", "nochange", "changed1", "audio"}
+VARIANTS = {
+    "naive", "w1", "default", "nochange", "changed1", "audio",
+    "reference", "reference_full", "reference_rescan", "discover", "placeholders",
+}  # fmt: skip
 
 
 async def test_bench_smoke_writes_wellformed_results(db_url: str, tmp_path: Path) -> None:
     out = tmp_path / "results"
     command = [
         sys.executable, "-m", "bench",
-        "--books", "200", "--rounds", "1", "--no-100k", "--sizes", "",
+        "--books", "200", "--rounds", "1", "--big", "300", "--sizes", "",
+        "--epub-big", "0", "--no-cold", "--small-cli", "4",
         "--profile", "never",
         "--database-url", db_url,
         "--out", str(out),
@@ -33,15 +37,15 @@ async def test_bench_smoke_writes_wellformed_results(db_url: str, tmp_path: Path
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
     }
     proc = await asyncio.to_thread(
-        subprocess.run, command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+        subprocess.run, command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
 
     report = json.loads((out / "latest.json").read_text(encoding="utf-8"))
     assert report["schema"] == 1
     assert report["params"]["books"] == 200
-    by_variant = {v["variant"]: v for v in report["variants"]}
-    assert set(by_variant) == VARIANTS
+    by_variant = {v["variant"]: v for v in report["variants"] if v["size"] == 200}
+    assert {v["variant"] for v in report["variants"]} == VARIANTS
     for v in report["variants"]:
         m = v["median"]
         assert len(v["runs"]) == 1, v["key"]
@@ -50,6 +54,21 @@ async def test_bench_smoke_writes_wellformed_results(db_url: str, tmp_path: Path
         assert m["rss_main_mb"] > 0 and m["rss_total_mb"] >= m["rss_main_mb"], v["key"]
         assert m["cpu_main_s"] is not None and m["cpu_main_s"] >= 0, v["key"]
     assert by_variant["naive"]["ratio_to_naive"] == 1.0
+    # Every shelfscan EPUB case is also a share of the reference pipeline of the same run.
+    for name in ("w1", "default", "nochange", "changed1"):
+        assert by_variant[name]["pct_of_reference"] > 0, name
+    # The reference wrote the same catalogue as shelfscan, covers and chapters in its full variant.
+    shelf = by_variant["default"]["runs"][0]["rows"]
+    ref = by_variant["reference_full"]["runs"][0]["ref_rows"]
+    for ours, theirs in (("books", "books"), ("persons", "persons"), ("book_authors", "book_authors"),
+                         ("book_genres", "book_subjects"), ("file_identifiers", "identifiers"),
+                         ("covers", "covers"), ("chapters", "chapters")):  # fmt: skip
+        assert shelf[ours] == ref[theirs], ours
+    assert by_variant["reference"]["runs"][0]["ref_rows"]["covers"] == 0
+    assert by_variant["reference_rescan"]["runs"][0]["counts"]["changed"] == 0
+    small = report["small_cli"]
+    assert small["files"] >= 4 and small["first_wall_s"] > 0 and small["rescan_wall_s"] > 0
+    assert small["runs"][0]["first_books"] >= 1 and "embedded_start" in small["phases"]
 
     # Every variant wrote the same catalogue for the same library.
     first = {k: by_variant[k]["runs"][0]["rows"] for k in ("naive", "w1", "default")}
@@ -69,7 +88,10 @@ async def test_bench_smoke_writes_wellformed_results(db_url: str, tmp_path: Path
     assert markdown.startswith("# shelfscan benchmark")
     table = [line for line in markdown.splitlines() if line.startswith("| (") or "rescan" in line]
     assert len(table) >= 5
-    for label in ("naive baseline", "1 worker", "defaults", "no-change rescan", "1% of the EPUBs"):
+    for label in (
+        "naive baseline", "1 worker", "defaults", "no-change rescan", "1% of the EPUBs",
+        "reference pipeline", "% of reference", "Small library through the CLI", "Scaling",
+    ):  # fmt: skip
         assert label in markdown, label
     assert "## Targets" in markdown
 

@@ -30,8 +30,18 @@ def owner_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def make_executor(settings: Settings) -> ParseExecutor:
-    return ParseExecutor(settings.parse_executor, settings.parse_processes, settings.covers_dir)
+# A CLI scan parses chunks up to this size in-process until a bigger one starts the pool;
+# with the default 4 workers that is a scan of fewer than ~100 files (chunk_size_for).
+SMALL_SCAN_CHUNK = 12
+
+
+def make_executor(settings: Settings, *, inline_max_files: int = 0) -> ParseExecutor:
+    return ParseExecutor(
+        settings.parse_executor,
+        settings.parse_processes,
+        settings.covers_dir,
+        inline_max_files=inline_max_files,
+    )
 
 
 async def run_scan_job(

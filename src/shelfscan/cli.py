@@ -15,7 +15,13 @@ from pathlib import Path
 import asyncpg
 
 from shelfscan.admin import AdminError
-from shelfscan.app import make_executor, resolve_roots, run_scan_job, scanner_for
+from shelfscan.app import (
+    SMALL_SCAN_CHUNK,
+    make_executor,
+    resolve_roots,
+    run_scan_job,
+    scanner_for,
+)
 from shelfscan.catalogue.export import export_books
 from shelfscan.catalogue.libraries import default_library_name, ensure_library
 from shelfscan.config import ConfigError, Settings
@@ -66,6 +72,17 @@ def build_parser() -> argparse.ArgumentParser:
     cover = sub.add_parser("cover", help="write a cover image (by sha256) to a file or stdout")
     cover.add_argument("sha256")
     cover.add_argument("-o", "--output", help="file to write (default: stdout)")
+
+    covers = sub.add_parser("covers", help="manage the cover packs")
+    covers_sub = covers.add_subparsers(dest="covers_command", required=True)
+    compact = covers_sub.add_parser(
+        "compact", help="rewrite mostly-unreferenced packs (safe while scans run)"
+    )
+    compact.add_argument(
+        "--grace", type=float, default=3600.0, metavar="SECONDS",
+        help="leave packs younger than this, delete retired ones older (default 3600)",
+    )  # fmt: skip
+    compact.add_argument("--json", action="store_true", help="print the result as JSON")
 
     purge = sub.add_parser("purge", help="delete files missing for longer than a grace period")
     purge.add_argument("--older-than", required=True, metavar="AGE", help="e.g. 30d, 12h, 90m")
@@ -196,6 +213,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
                 sys.stdout.buffer.write(data)
                 sys.stdout.flush()
             return 0
+        if args.command == "covers":
+            from shelfscan.covers import compact_command
+
+            return asyncio.run(compact_command(url, settings.covers_dir, args.grace, args.json))
         if args.command == "purge":
             return asyncio.run(_purge(url, parse_age(args.older_than), args.library))
         if args.command == "jobs":
@@ -249,7 +270,7 @@ async def _scan(url: str, settings: Settings, args: argparse.Namespace) -> int:
         library = dataclasses.replace(
             library, roots=tuple(r for r in library.roots if str(r.path) in chosen)
         )
-        executor = make_executor(settings)
+        executor = make_executor(settings, inline_max_files=SMALL_SCAN_CHUNK)
         try:
             scanner = scanner_for(pool, settings, executor, settings.workers)
             if sys.stderr.isatty() and not args.json:

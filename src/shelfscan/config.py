@@ -69,6 +69,7 @@ class Settings:
     full_scan_hours: float
     purge_after_days: float
     settle_s: float
+    covers_compact_hours: float = 24.0  # the daemon's covers compaction; 0: never
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -118,6 +119,7 @@ class Settings:
             full_scan_hours=_float(env, "SHELFSCAN_FULL_SCAN_HOURS", 24.0, 0.0, 8760.0),
             purge_after_days=_float(env, "SHELFSCAN_PURGE_AFTER_DAYS", 0.0, 0.0, 36500.0),
             settle_s=_float(env, "SHELFSCAN_SETTLE_SECONDS", 2.0, 0.0, 3600.0),
+            covers_compact_hours=_float(env, "SHELFSCAN_COVERS_COMPACT_HOURS", 24.0, 0.0, 8760.0),
         )
 
 

@@ -9,6 +9,7 @@ import signal
 
 from shelfscan.app import make_executor, owner_id, scanner_for
 from shelfscan.config import Settings
+from shelfscan.covers import compaction_loop
 from shelfscan.db.connect import open_pool
 from shelfscan.db.migrate import migrate
 from shelfscan.health import HealthServer, parse_listen
@@ -88,6 +89,17 @@ async def serve(
                     )
                     watch_task = asyncio.create_task(watcher.run(stopping), name="watcher")
                     stack.push_async_callback(_finish_task, watch_task)
+                if settings.covers_compact_hours > 0:
+                    compactor = asyncio.create_task(
+                        compaction_loop(
+                            pool,
+                            settings.covers_dir,
+                            settings.covers_compact_hours * 3600,
+                            stopping,
+                        ),
+                        name="covers-compaction",
+                    )
+                    stack.push_async_callback(_finish_task, compactor)
                 await daemon.run(stopping, hard_stop)
         finally:
             executor.close()

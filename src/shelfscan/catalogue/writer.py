@@ -455,10 +455,14 @@ async def _write_audio(
 
 
 async def _upsert_covers(conn: asyncpg.Connection, covers: list[CoverRow]) -> dict[str, int]:
-    """One round trip: new covers are inserted, known ones (first copy wins) are looked up."""
+    """One round trip: new covers are inserted, known ones (first copy wins) are looked up.
+
+    DO UPDATE, not DO NOTHING: it locks a known row until commit, so a covers compaction
+    cannot judge it unreferenced meanwhile, and it restores the bytes of a row that lost
+    its pack (sorted by hash: concurrent writers lock in one order)."""
     if not covers:
         return {}
-    unique = list({c.sha256: c for c in covers}.values())
+    unique = sorted({c.sha256: c for c in covers}.values(), key=lambda c: c.sha256)
     shas = [c.sha256 for c in unique]
     rows = await conn.fetch(
         """
@@ -466,7 +470,9 @@ async def _upsert_covers(conn: asyncpg.Connection, covers: list[CoverRow]) -> di
             INSERT INTO shelfscan.covers (sha256, mime, width, height, size, pack, pack_offset)
             SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::bigint[],
                                  $6::text[], $7::bigint[])
-            ON CONFLICT (sha256) DO NOTHING
+            ON CONFLICT (sha256) DO UPDATE
+                SET pack = EXCLUDED.pack, pack_offset = EXCLUDED.pack_offset
+                WHERE shelfscan.covers.pack IS NULL AND EXCLUDED.pack IS NOT NULL
             RETURNING id, sha256
         )
         SELECT id, sha256 FROM ins

@@ -70,8 +70,13 @@ async def open_pool(
         await pool.close()
 
 
-async def connect(url: str, *, application_name: str = "shelfscan") -> asyncpg.Connection:
-    """A connection outside the pool (migrations' advisory lock, LISTEN)."""
+async def connect(
+    url: str, *, application_name: str = "shelfscan", typed: bool = True
+) -> asyncpg.Connection:
+    """A connection outside the pool (migrations' advisory lock, LISTEN).
+
+    `typed=False` skips the jsonb codec set-up (a catalogue round trip) for callers
+    that never read jsonb."""
     try:
         conn: asyncpg.Connection = await asyncpg.connect(
             url, server_settings=_server_settings(application_name)
@@ -79,7 +84,8 @@ async def connect(url: str, *, application_name: str = "shelfscan") -> asyncpg.C
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
         reason = redact_url(str(exc))
         raise DatabaseUnavailable(f"cannot connect to {redact_url(url)}: {reason}") from None
-    await _init_connection(conn)
+    if typed:
+        await _init_connection(conn)
     return conn
 
 

@@ -45,17 +45,32 @@ def load_migrations(folder: Path | None = None) -> list[Migration]:
 
 
 async def migrate(url: str) -> list[str]:
-    """Apply what is missing; safe when several processes start at once."""
+    """Apply what is missing; safe when several processes start at once.
+
+    Every command calls this, so the common case (nothing to apply) is one query on a
+    plain connection: no advisory lock, no DDL (~20 ms of a 0.6 s CLI scan otherwise)."""
     log = structlog.get_logger("shelfscan.migrate")
-    conn = await connect(url)
+    migrations = load_migrations()
+    conn = await connect(url, typed=False)
     try:
+        if await _up_to_date(conn, migrations):
+            return []
         await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
         try:
-            return await _apply(conn, load_migrations(), log)
+            return await _apply(conn, migrations, log)
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
     finally:
         await conn.close()
+
+
+async def _up_to_date(conn: asyncpg.Connection, migrations: list[Migration]) -> bool:
+    """Every migration file has its row (a newer schema than these files also counts)."""
+    try:
+        done = await conn.fetchval("SELECT array_agg(version) FROM shelfscan.schema_migrations")
+    except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError):
+        return False
+    return {m.version for m in migrations} <= set(done or ())
 
 
 async def _apply(

@@ -12,12 +12,13 @@ import dataclasses
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import xxhash
 
-from shelfscan.covers import CoverPack, StoredCover
+from shelfscan.covers import CoverDiskFull, CoverPack, StoredCover
 from shelfscan.errors import one_line
 from shelfscan.formats import sidecars
 from shelfscan.formats.pdf import CoverRenderError, render_first_page
@@ -26,6 +27,9 @@ from shelfscan.formats.registry import check_magic, format_for_name
 
 MAX_SIDECAR_BYTES = 4 * 1024 * 1024
 MAX_SIDECAR_COVER_BYTES = 32 * 1024 * 1024
+# Recorded as a file's mtime when its cover could not be stored (a full covers disk): it
+# matches no real mtime, so the next scan reads the file again and picks the cover up.
+COVER_PENDING_MTIME_NS = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +54,7 @@ class ParseOutcome:
     inode: int = 0
     fingerprint: str | None = None
     elapsed_s: float = 0.0
+    cover_error: str | None = None  # the book is kept; its cover waits for a later scan
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +64,7 @@ class UnitTask:
     index: int
     files: tuple[ParseTask, ...]
     sidecars: tuple[str, ...] = ()  # absolute paths
+    known_covers: tuple[str, ...] = ()  # sha256 the catalogue already stores for these files
 
 
 @pickled_by_fields
@@ -70,6 +76,7 @@ class SidecarData:
     narrators: tuple[str, ...] = ()
     cover: StoredCover | None = None
     problems: tuple[tuple[str, str], ...] = ()  # (path, reason)
+    cover_error: str | None = None
 
 
 @pickled_by_fields
@@ -80,25 +87,53 @@ class UnitOutcome:
     sidecars: SidecarData | None = None
 
 
-def parse_units(units: list[UnitTask], covers_dir: str) -> list[UnitOutcome]:
+def parse_units(
+    units: list[UnitTask], covers_dir: str, make_pack: Callable[..., CoverPack] = CoverPack
+) -> list[UnitOutcome]:
     # Worker processes do not inherit the parent's logging set-up; pypdf warns about every
     # sloppy PDF, which the scan already reports as it sees fit.
     logging.getLogger("pypdf").setLevel(logging.ERROR)
-    pack = CoverPack(Path(covers_dir))
+    pack = make_pack(Path(covers_dir), known=frozenset(s for u in units for s in u.known_covers))
+    outcomes = [_unit_outcome(unit, pack) for unit in units]
     try:
-        return [
-            UnitOutcome(
-                unit.index,
-                tuple(
-                    parse_one(task, pack, render_cover=not _has_cover_sidecar(unit))
-                    for task in unit.files
-                ),
-                read_sidecars(unit.sidecars, pack) if unit.sidecars else None,
-            )
-            for unit in units
-        ]
-    finally:
         pack.close()
+    except OSError as exc:  # the pack never reached the disk: none of its covers is stored
+        reason = f"cover not stored: {exc.strerror or exc}"
+        return [_drop_covers_in(o, pack.name, reason) for o in outcomes]
+    return outcomes
+
+
+def _unit_outcome(unit: UnitTask, pack: CoverPack) -> UnitOutcome:
+    render = not _has_cover_sidecar(unit)
+    files = tuple(parse_one(task, pack, render_cover=render) for task in unit.files)
+    sidecars = read_sidecars(unit.sidecars, pack) if unit.sidecars else None
+    if sidecars is not None and sidecars.cover_error:
+        # The folder's cover image did not fit: read the book's files again next scan.
+        files = tuple(_cover_pending(f, sidecars.cover_error) for f in files)
+    return UnitOutcome(unit.index, files, sidecars)
+
+
+def _cover_pending(outcome: ParseOutcome, reason: str) -> ParseOutcome:
+    if outcome.metadata is None:
+        return outcome
+    return dataclasses.replace(
+        outcome,
+        cover=None,
+        cover_error=outcome.cover_error or reason,
+        mtime_ns=COVER_PENDING_MTIME_NS,
+    )
+
+
+def _drop_covers_in(outcome: UnitOutcome, pack: str, reason: str) -> UnitOutcome:
+    sidecars = outcome.sidecars
+    lost = sidecars is not None and sidecars.cover is not None and sidecars.cover.pack == pack
+    if sidecars is not None and lost:
+        sidecars = dataclasses.replace(sidecars, cover=None, cover_error=reason)
+    files = tuple(
+        _cover_pending(f, reason) if lost or (f.cover is not None and f.cover.pack == pack) else f
+        for f in outcome.files
+    )
+    return UnitOutcome(outcome.index, files, sidecars)
 
 
 def read_sidecars(paths: tuple[str, ...], pack: CoverPack) -> SidecarData:
@@ -112,7 +147,10 @@ def read_sidecars(paths: tuple[str, ...], pack: CoverPack) -> SidecarData:
                 if "cover" in found:
                     continue
                 data = _read_capped(path, MAX_SIDECAR_COVER_BYTES)
-                found["cover"] = pack.store(data)
+                try:
+                    found["cover"] = pack.store(data)
+                except CoverDiskFull as exc:
+                    found["cover_error"] = f"cover not stored: {exc.strerror or exc}"
                 continue
             data = _read_capped(path, MAX_SIDECAR_BYTES)
             if name == "metadata.opf":
@@ -181,14 +219,12 @@ def parse_one(task: ParseTask, pack: CoverPack, *, render_cover: bool = True) ->
         if render_cover and metadata.cover is None and metadata.format == "pdf":
             metadata = _with_rendered_cover(task.path, metadata)
         cover = None
+        cover_error = None
         if metadata.cover is not None:
             try:
                 cover = pack.store(metadata.cover.data, metadata.cover.mime)
-            except OSError as exc:
-                # A full or read-only covers folder must not lose the book itself.
-                metadata = dataclasses.replace(
-                    metadata, extra={**metadata.extra, "cover_error": str(exc)}
-                )
+            except OSError as exc:  # CoverDiskFull too: a full covers folder keeps the book
+                cover_error = f"cover not stored: {exc.strerror or exc}"
             metadata = dataclasses.replace(metadata, cover=None)
         after = os.stat(task.path)
     except FileNotFoundError:
@@ -210,10 +246,11 @@ def parse_one(task: ParseTask, pack: CoverPack, *, render_cover: bool = True) ->
         cover=cover,
         changed=changed,
         size=after.st_size,
-        mtime_ns=after.st_mtime_ns,
+        mtime_ns=COVER_PENDING_MTIME_NS if cover_error else after.st_mtime_ns,
         inode=after.st_ino,
         fingerprint=fingerprint,
         elapsed_s=time.perf_counter() - started,
+        cover_error=cover_error,
     )
 
 

@@ -34,6 +34,7 @@ from shelfscan.catalogue.known import (
 )
 from shelfscan.catalogue.libraries import Library
 from shelfscan.catalogue.writer import BookRow, BookWriter
+from shelfscan.covers import known_cover_hashes
 from shelfscan.jobs.events import JobEvents
 from shelfscan.scan.assemble import Assembler, BookParts, Parsed
 from shelfscan.scan.diff import ScanPlan, diff, fingerprinter
@@ -63,6 +64,7 @@ class ScanSummary:
     files_failed: int
     files_deferred: int
     elapsed_s: float
+    covers_failed: int = 0  # books written without their cover (covers disk full); retried
     # (root id, folder) of books left for later because a file was still being written.
     deferred_folders: tuple[tuple[int, str], ...] = field(default=(), repr=False)
 
@@ -78,6 +80,7 @@ class Tally:
     updated: int = 0
     failed: int = 0
     deferred: int = 0
+    covers_failed: int = 0
     retry: list[Unit] = field(default_factory=list)
 
     def add(self, other: dict[str, int]) -> None:
@@ -85,6 +88,7 @@ class Tally:
         self.updated += other.get("books_updated", 0)
         self.failed += other.get("files_failed", 0)
         self.deferred += other.get("files_deferred", 0)
+        self.covers_failed += other.get("covers_failed", 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,6 +264,7 @@ class Scanner:
             files_failed=tally.failed,
             files_deferred=tally.deferred + sum(u.size for u in planned.settling),
             elapsed_s=round(time.perf_counter() - planned.started, 3),
+            covers_failed=tally.covers_failed,
             deferred_folders=tuple(sorted({(u.root_id, u.folder) for u in planned.settling})),
         )
 
@@ -362,6 +367,10 @@ class Scanner:
         events: JobEvents,
         tally: Tally,
     ) -> None:
+        # A re-read book whose cover the catalogue holds writes no new pack bytes.
+        known_covers = await known_cover_hashes(
+            self.pool, [k.id for unit in chunk for _, k in unit.files if k is not None]
+        )
         tasks = [
             UnitTask(
                 ui,
@@ -370,6 +379,9 @@ class Scanner:
                     for fi, (d, _) in enumerate(unit.files)
                 ),
                 tuple(os.path.join(roots[s.root_id], s.path) for s in unit.sidecars),
+                tuple(
+                    {s for _, k in unit.files if k is not None for s in known_covers.get(k.id, ())}
+                ),
             )
             for ui, unit in enumerate(chunk)
         ]
@@ -390,6 +402,11 @@ class Scanner:
                     unit_errors.append((Parsed(disk, known, outcome), outcome.error))
                 else:
                     parsed.append(Parsed(disk, known, outcome))
+                    if outcome.cover_error is not None:
+                        tally.covers_failed += 1
+                        events.warning(
+                            "cover_not_stored", path=disk.path, reason=outcome.cover_error
+                        )
             if changed:
                 tally.retry.append(unit)  # re-read the whole unit: a book is never built half-read
                 continue

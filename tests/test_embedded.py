@@ -1,0 +1,101 @@
+"""The embedded PostgreSQL's quick start and stop, and the migrations fast path.
+
+Real pgserver clusters in a temporary folder: started, shared by two processes,
+stopped by the last one out, and restarted at once while the previous postmaster
+may still be shutting down.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import asyncpg
+
+from shelfscan.db.embedded import Postmaster, embedded_postgres
+from shelfscan.db.migrate import load_migrations, migrate
+from tests.db_fixtures import with_database
+
+HOLDER = """
+import sys, time
+from pathlib import Path
+from shelfscan.db.embedded import embedded_postgres
+with embedded_postgres(Path(sys.argv[1])) as url:
+    print(url, flush=True)
+    sys.stdin.readline()
+"""
+
+
+async def _select_one(url: str) -> int:
+    conn = await asyncpg.connect(url)
+    try:
+        return int(await conn.fetchval("SELECT 1"))
+    finally:
+        await conn.close()
+
+
+def _gone(pid: int, timeout_s: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not Postmaster(pid, "").alive():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+async def test_last_process_out_stops_the_server_and_a_restart_at_once_works(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    os.chmod(tmp_path, 0o755)  # the server runs as its own user when we are root
+    with embedded_postgres(data) as url:
+        assert await _select_one(url) == 1
+        first = Postmaster.read((data / "pg").resolve())
+        assert first is not None and first.status == "ready"
+        # A second process joins and leaves: the server stays up for us.
+        holder = subprocess.Popen(
+            [sys.executable, "-c", HOLDER, str(data)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert holder.stdout is not None and holder.stdin is not None
+        assert holder.stdout.readline().strip() == url
+        holder.stdin.write("\n")
+        holder.stdin.flush()
+        assert holder.wait(60) == 0
+        assert await _select_one(url) == 1
+    # We were the last: it stops (fast shutdown, not waited for by us)...
+    with embedded_postgres(data) as url:  # ...and starting again right away works.
+        assert await _select_one(url) == 1
+        second = Postmaster.read((data / "pg").resolve())
+        assert second is not None and second.pid != first.pid
+    assert _gone(second.pid)
+
+
+async def test_migrate_applies_once_then_only_checks(pg_admin_url: str) -> None:
+    name = f"embedded_migrate_{os.getpid()}"
+    admin = await asyncpg.connect(pg_admin_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        url = with_database(pg_admin_url, name)
+        applied = await migrate(url)
+        assert applied == [m.name for m in load_migrations()]
+        assert await migrate(url) == []  # the fast path: every version row is there
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+def test_postmaster_file_is_read_as_pgserver_writes_it(tmp_path: Path) -> None:
+    (tmp_path / "postmaster.pid").write_text(
+        f"{os.getpid()}\n/x\n1700000000\n5432\n/tmp\n\n  123  456\nstopping\n"
+    )
+    info = Postmaster.read(tmp_path)
+    assert info == Postmaster(os.getpid(), "stopping") and info.alive()
+    assert Postmaster.read(tmp_path / "absent") is None
