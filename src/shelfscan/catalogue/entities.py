@@ -11,8 +11,15 @@ import asyncpg
 
 from shelfscan.catalogue.cache import SingleFlightCache
 
-EntityKind = Literal["persons", "series", "genres", "tags", "publishers"]
-ENTITY_KINDS: tuple[EntityKind, ...] = ("persons", "series", "genres", "tags", "publishers")
+EntityKind = Literal["persons", "series", "genres", "tags", "publishers", "subjects"]
+ENTITY_KINDS: tuple[EntityKind, ...] = (
+    "persons",
+    "series",
+    "genres",
+    "tags",
+    "publishers",
+    "subjects",  # comics (issue 10): the key is "<kind>:<name key>", e.g. "character:batman"
+)
 
 
 @dataclass(frozen=True, slots=True)
