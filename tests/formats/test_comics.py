@@ -691,8 +691,10 @@ def test_comicbookinfo_in_a_zip_comment(tmp_path: Path) -> None:
     _check_cbi(parse_cbz(path))
 
 
-def test_comicbookinfo_in_a_rar_comment(tmp_path: Path) -> None:
-    _check_cbi(parse_cbr(write_cbr(tmp_path / "cbi.cbr", dict(PAGES), CBI_COMMENT)))
+@pytest.mark.parametrize("version", [5, 4])
+def test_comicbookinfo_in_a_rar_comment(tmp_path: Path, version: int) -> None:
+    path = write_cbr(tmp_path / "cbi.cbr", dict(PAGES), CBI_COMMENT, version=version)
+    _check_cbi(parse_cbr(path))
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,8 @@
 """Comic archive reader: CBZ (zip), CBT (tar), CB7 (7-Zip) and CBR (RAR).
 
-A comic is a folder of page images in an archive, optionally with a
-ComicInfo.xml. All four containers share one core; each backend only lists
+A comic is a folder of page images in an archive, optionally with metadata in
+one or more dialects: ComicInfo.xml, MetronInfo.xml, CoMet.xml, or ComicBookInfo
+JSON in the archive comment. All four containers share one core; each backend only lists
 members and reads one member into memory under a size cap. Nothing is ever
 extracted to disk, member names are never used as paths, and the container is
 recognised by its magic bytes, because ".cbr" files that are really zips (and
@@ -763,7 +764,7 @@ def _read_comicinfo(root: etree._Element) -> _ComicInfo:
         extra["volume"] = clean(fields.get("volume")) or ""
     out.issue_count = _count(fields.get("count"))
     # ComicInfo 2.1 allows several space-separated links; the first is the book's page.
-    out.web_link = next(iter((fields.get("web") or "").split()), None)
+    out.web_link = clean(next(iter((fields.get("web") or "").split()), None))
     out.age_rating = _age_rating(fields.get("agerating"))
     manga = (clean(fields.get("manga")) or "").casefold()
     if manga == "yesandrighttoleft":
@@ -874,7 +875,7 @@ def _read_metroninfo(root: etree._Element) -> _ComicInfo:
         identifiers.extend(_barcode(upc))
     for el in _children(top.get("ids"), "id"):
         value = clean("".join(el.itertext()))
-        source = (el.get("source") or "").casefold().replace(" ", "")
+        source = (clean(el.get("source")) or "").casefold().replace(" ", "")
         if value and source:
             identifiers.append(Identifier(source, value))
     out.identifiers = tuple(dict.fromkeys(identifiers))

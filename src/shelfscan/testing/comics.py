@@ -14,7 +14,7 @@ import zlib
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["rar5_bytes", "write_cbr"]
+__all__ = ["rar4_bytes", "rar5_bytes", "write_cbr"]
 
 _SIGNATURE = b"Rar!\x1a\x07\x01\x00"
 _MAIN, _FILE, _SERVICE, _END = 1, 2, 3, 5
@@ -73,7 +73,51 @@ def rar5_bytes(files: Mapping[str, bytes | str], comment: str | bytes | None = N
 
 
 def write_cbr(
-    path: Path, files: Mapping[str, bytes | str], comment: str | bytes | None = None
+    path: Path,
+    files: Mapping[str, bytes | str],
+    comment: str | bytes | None = None,
+    *,
+    version: int = 5,
 ) -> Path:
-    path.write_bytes(rar5_bytes(files, comment))
+    """Write a CBR as RAR `version` 5 or 4."""
+    path.write_bytes((rar5_bytes if version == 5 else rar4_bytes)(files, comment))
     return path
+
+
+_RAR4_MARKER = b"Rar!\x1a\x07\x00"
+_RAR4_LONG_BLOCK = 0x8000
+_RAR4_STORED = 0x30
+
+
+def _rar4_block(kind: int, flags: int, body: bytes) -> bytes:
+    rest = struct.pack("<BHH", kind, flags, 7 + len(body)) + body
+    return struct.pack("<H", zlib.crc32(rest) & 0xFFFF) + rest
+
+
+def _rar4_member(kind: int, name: bytes, data: bytes, attributes: int) -> bytes:
+    body = struct.pack(
+        "<IIBIIBBHI",
+        len(data),  # packed size
+        len(data),  # unpacked size
+        3,  # host OS: Unix
+        zlib.crc32(data),
+        0x50210000,  # DOS time: 2020-01-01 00:00
+        20,  # version needed to extract: 2.0
+        _RAR4_STORED,
+        len(name),
+        attributes,
+    )
+    return _rar4_block(kind, _RAR4_LONG_BLOCK, body + name) + data
+
+
+def rar4_bytes(files: Mapping[str, bytes | str], comment: str | bytes | None = None) -> bytes:
+    """A RAR 4 archive of `files` (stored) with `comment` in a stored "CMT" sub-block."""
+    parts = [_RAR4_MARKER, _rar4_block(0x73, 0, bytes(6))]
+    if comment is not None:
+        raw = comment.encode() if isinstance(comment, str) else comment
+        parts.append(_rar4_member(0x7A, b"CMT", raw, 0))
+    for name, data in files.items():
+        raw = data.encode() if isinstance(data, str) else data
+        parts.append(_rar4_member(0x74, name.encode(), raw, _REGULAR_FILE))
+    parts.append(_rar4_block(0x7B, 0x4000, b""))
+    return b"".join(parts)
