@@ -121,16 +121,11 @@ async def test_manual_locks_hold_for_the_new_fields(
     path = write_cbz(lib / "x.cbz", {**PAGES, "ComicInfo.xml": EXTENDED_COMICINFO})
     await scan(lib)
     book_id = await pool.fetchval("SELECT id FROM shelfscan.books")
-    subject = await pool.fetchval(
-        "INSERT INTO shelfscan.subjects (library_id, name, name_key) "
-        "SELECT library_id, 'Chosen One', 'character:chosen one' FROM shelfscan.books WHERE id = $1 "
-        "RETURNING id",
-        book_id,
-    )
+    library_id = await pool.fetchval("SELECT library_id FROM shelfscan.books")
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(
             "UPDATE shelfscan.books SET age_rating = 'Everyone', field_sources = field_sources || "
-            """'{"age_rating": "manual", "characters": "manual"}' WHERE id = $1""",
+            """'{"age_rating": "manual"}' WHERE id = $1""",
             book_id,
         )
         await conn.execute(
@@ -138,10 +133,23 @@ async def test_manual_locks_hold_for_the_new_fields(
             "WHERE s.id = bs.subject_id AND bs.book_id = $1 AND s.kind = 'character'",
             book_id,
         )
+        # The statements docs/sql-contract.md gives for adding a subject by hand.
         await conn.execute(
-            "INSERT INTO shelfscan.book_subjects (book_id, subject_id, sort_order) VALUES ($1, $2, 0)",
+            """
+            WITH s AS (
+              INSERT INTO shelfscan.subjects AS e (library_id, name, name_key)
+              VALUES ($1, 'Chosen One', 'character:chosen one')
+              ON CONFLICT (library_id, name_key) DO UPDATE SET name = e.name
+              RETURNING id)
+            INSERT INTO shelfscan.book_subjects (book_id, subject_id, sort_order) SELECT $2, id, 0 FROM s
+            """,
+            library_id,
             book_id,
-            subject,
+        )
+        await conn.execute(
+            "UPDATE shelfscan.books SET field_sources = field_sources || "
+            """'{"characters": "manual"}' WHERE id = $1""",
+            book_id,
         )
     # The file is retagged: the locked fields stay, the others follow the file.
     retagged = EXTENDED_COMICINFO.replace("Mature 17+", "Teen").replace("Kei, Ryo", "Zed")
@@ -231,7 +239,7 @@ async def test_corpus_new_fields(
     pool: asyncpg.Pool, scan: ScanFn, corpus_dir: Path, corpus_truth: dict[str, dict[str, Any]]
 ) -> None:
     """Where the corpus MANIFEST shows one of the new fields, the export carries it."""
-    await scan(corpus_dir)
+    await scan(corpus_dir, executor="process")  # the default: records cross the process pool
     books = await export(pool)
     by_path = {f["path"]: (b, f) for b in books for f in b["files"]}
     assert set(corpus_truth) <= set(by_path)
