@@ -133,22 +133,20 @@ async def test_manual_locks_hold_for_the_new_fields(
             "WHERE s.id = bs.subject_id AND bs.book_id = $1 AND s.kind = 'character'",
             book_id,
         )
-        # The statements docs/sql-contract.md gives for adding a subject by hand.
+        # The statement docs/sql-contract.md gives for adding a subject by hand.
         await conn.execute(
             """
             WITH s AS (
               INSERT INTO shelfscan.subjects AS e (library_id, name, name_key)
               VALUES ($1, 'Chosen One', 'character:chosen one')
               ON CONFLICT (library_id, name_key) DO UPDATE SET name = e.name
-              RETURNING id)
-            INSERT INTO shelfscan.book_subjects (book_id, subject_id, sort_order) SELECT $2, id, 0 FROM s
+              RETURNING id),
+            l AS (
+              INSERT INTO shelfscan.book_subjects (book_id, subject_id, sort_order) SELECT $2, id, 0 FROM s)
+            UPDATE shelfscan.books SET field_sources = field_sources || '{"characters": "manual"}'
+            WHERE id = $2
             """,
             library_id,
-            book_id,
-        )
-        await conn.execute(
-            "UPDATE shelfscan.books SET field_sources = field_sources || "
-            """'{"characters": "manual"}' WHERE id = $1""",
             book_id,
         )
     # The file is retagged: the locked fields stay, the others follow the file.
