@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import struct
 import tarfile
 import zipfile
@@ -22,7 +23,16 @@ from shelfscan.formats.comics import (
     parse_cbt,
     parse_cbz,
 )
-from shelfscan.formats.records import Identifier, Metadata, ParseError, SeriesEntry
+from shelfscan.formats.records import (
+    Identifier,
+    Metadata,
+    ParseError,
+    ReadingDirection,
+    SeriesEntry,
+    Subject,
+    SubjectKind,
+)
+from shelfscan.testing.comics import write_cbr
 from tests.formats.helpers import corpus_keys, png_bytes
 
 PARSERS: dict[str, Callable[[Path], Metadata]] = {
@@ -125,12 +135,12 @@ def assert_full_metadata(meta: Metadata, fmt: str) -> None:
     assert meta.genres == ("Science Fiction", "Adventure")
     assert meta.tags == ("space", "robots")
     assert meta.identifiers == (Identifier("isbn_13", "9780306406157"),)
-    assert meta.extra == {
-        "volume": "2021",
-        "count": "12",
-        "imprint": "Test Imprint",
-        "web": "https://example.org/comics/1",
-    }
+    assert meta.extra == {"imprint": "Test Imprint"}
+    assert (meta.volume, meta.issue_count, meta.web_link) == (
+        2021,
+        12,
+        "https://example.org/comics/1",
+    )
     assert meta.page_count == 3
     assert meta.cover is not None
     assert meta.cover.data == PAGES["pages/p10.png"]
@@ -170,7 +180,10 @@ def test_corpus_comic_matches_truth(
     meta = parse(corpus_dir / key)
 
     assert meta.format == truth["format"]
-    # Truth reflects ComicInfo.xml only: the CoMet and ComicBookInfo files state no title.
+    if key in CORPUS_OTHER_DIALECTS:
+        # Truth reflects ComicInfo.xml only; these carry CoMet or ComicBookInfo (tested below).
+        assert meta.page_count == truth["pages"] and meta.cover is not None
+        return
     assert meta.title == truth.get("title")
     # A comic's "authors" are its ComicInfo Writers.
     assert [c.name for c in meta.contributors if c.role == "writer"] == truth.get("authors", [])
@@ -189,6 +202,63 @@ def test_corpus_comic_matches_truth(
         assert meta.cover.mime == "image/jpeg" and meta.cover.data.startswith(b"\xff\xd8")
 
 
+CORPUS_OTHER_DIALECTS = {
+    "comics/Captain Science #001-comet-cbz/Captain Science #001-comet.cbz",
+    "comics/Captain Science #001-cbi-cbr/Captain Science #001-cbi.cbr",
+}
+
+
+def test_corpus_comet(corpus_dir: Path) -> None:
+    """Only CoMet.xml, in the page folder (values from the corpus MANIFEST)."""
+    meta = parse_cbz(
+        corpus_dir / "comics/Captain Science #001-comet-cbz/Captain Science #001-comet.cbz"
+    )
+    assert meta.title == "The Beginning"
+    assert [(c.name, c.role) for c in meta.contributors] == [
+        ("Joe Orlando", "writer"),
+        ("Wally Wood", "penciller"),
+    ]
+    assert meta.series == (SeriesEntry("Captain Science", Decimal(1)),)
+    assert (meta.publisher, meta.release_date, meta.language) == (
+        "Bell Features",
+        "1950-12-01",
+        "en",
+    )
+    assert meta.description == "A long example description"
+    assert meta.genres == ("Science Fiction",)
+    assert (meta.age_rating, meta.reading_direction, meta.volume) == (
+        "Teen",
+        ReadingDirection.LTR,
+        1,
+    )
+    assert meta.identifiers == (Identifier("comicvine", "145269"),)
+    assert meta.subjects == (
+        Subject(SubjectKind.CHARACTER, "Captain Science"),
+        Subject(SubjectKind.CHARACTER, "Gordon Dane"),
+    )
+    assert meta.cover is not None and len(meta.cover.data) == 4542  # coverImage names page 1
+
+
+def test_corpus_comicbookinfo_in_a_rar_comment(corpus_dir: Path) -> None:
+    """RAR 5 with only a ComicBookInfo comment: read from the archive headers."""
+    meta = parse_cbr(
+        corpus_dir / "comics/Captain Science #001-cbi-cbr/Captain Science #001-cbi.cbr"
+    )
+    assert meta.title == "The Beginning"
+    assert [(c.name, c.role) for c in meta.contributors] == [
+        ("Joe Orlando", "writer"),
+        ("Wally Wood", "penciller"),
+    ]
+    assert meta.series == (SeriesEntry("Captain Science", Decimal(1)),)
+    assert (meta.publisher, meta.release_date, meta.language) == (
+        "Youthful Adventure Stories",
+        "1950-11",
+        "en",
+    )
+    assert (meta.volume, meta.volume_count, meta.issue_count) == (1950, 1, 7)
+    assert meta.genres == ("Science Fiction",)
+
+
 def test_corpus_cbz_details(corpus_dir: Path) -> None:
     path = corpus_dir / "comics/Captain Science #001-cbz/Captain Science #001.cbz"
     meta = parse_cbz(path)
@@ -202,10 +272,22 @@ def test_corpus_cbz_details(corpus_dir: Path) -> None:
     assert meta.publisher == "Youthful Adventure Stories"
     assert meta.release_date == "1950-11-01"
     assert meta.genres == ("Science Fiction",)
-    # GTIN holds a Comic Vine URN, not a barcode: kept as a URI, never as an ISBN.
-    assert meta.identifiers == (Identifier("uri", "urn:comicvine:issue:145269"),)
-    assert meta.extra["volume"] == "1950"
-    assert meta.extra["count"] == "7"
+    # GTIN holds a Comic Vine URN, not a barcode: kept as a URI, never as an ISBN. The
+    # MetronInfo beside it adds its Comic Vine id; its ISBN fails the checksum and its UPC
+    # "12345" is no barcode, so both are dropped.
+    assert meta.identifiers == (
+        Identifier("uri", "urn:comicvine:issue:145269"),
+        Identifier("comicvine", "145269"),
+    )
+    assert (meta.volume, meta.issue_count) == (1950, 7)
+    assert meta.age_rating == "Teen"
+    assert meta.web_link == "https://comicvine.gamespot.com/c/4000-145269/"
+    assert meta.subjects == (
+        Subject(SubjectKind.STORY_ARC, "Captain Arc", Decimal(4)),
+        Subject(SubjectKind.STORY_ARC, "Other Arc", Decimal(2)),
+        Subject(SubjectKind.CHARACTER, "Captain Science"),
+        Subject(SubjectKind.CHARACTER, "Gordon Dane"),
+    )
     with zipfile.ZipFile(path) as zf:
         first = zf.read("Captain Science 001/CaptainScience#1_01.jpg")
     assert meta.cover is not None and meta.cover.data == first
@@ -414,8 +496,8 @@ def test_traversal_names_are_never_pages(tmp_path: Path, timed: Callable[..., An
         assert meta.page_count == 1
         assert meta.cover is not None and meta.cover.data == png_bytes(1)
     only_evil = write_cbz(tmp_path / "only.cbz", {"../../evil.png": evil})
-    meta = parse_cbz(only_evil)
-    assert meta.page_count == 0 and meta.cover is None
+    with pytest.raises(ParseError, match="no page images"):
+        parse_cbz(only_evil)
     assert not list(tmp_path.parent.parent.glob("evil*.png"))
 
 
@@ -456,3 +538,237 @@ def test_garbage_after_rar_magic(tmp_path: Path, timed: Callable[..., Any]) -> N
     path.write_bytes(b"Rar!\x1a\x07\x01\x00" + bytes(range(256)) * 8)
     with pytest.raises(ParseError):
         timed(lambda: parse_cbr(path))
+
+
+# ---------------------------------------------------------------------------
+# Beyond ComicInfo (issue 10): CoMet, MetronInfo, ComicBookInfo, extended fields
+# ---------------------------------------------------------------------------
+
+COMET = """<?xml version="1.0"?>
+<comet xmlns="http://www.denvog.com/comet/" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+  <title>Comet Title</title><series>Comet Series</series><issue>7</issue><volume>2</volume>
+  <publisher>Comet Press</publisher><date>2019-04-02</date><language>French</language>
+  <description>A comet story.</description><genre>Humour</genre><genre>Humour</genre>
+  <character>Asterix</character><character>Obelix</character><rating>All Ages</rating>
+  <writer>Rene Scribe</writer><penciller>Albert Pen</penciller><coverDesigner>Cy Cover</coverDesigner>
+  <creator>Some One</creator><identifier>CVDB42</identifier>
+  <readingDirection>rtl</readingDirection><coverImage>p2.png</coverImage>
+</comet>"""
+
+METRON = """<?xml version="1.0"?>
+<MetronInfo>
+  <IDS><ID source="Metron" primary="true">290431</ID><ID source="Comic Vine">1234</ID></IDS>
+  <Publisher id="1"><Name>Metron Comics</Name></Publisher>
+  <Series lang="en"><Name>Metron Saga</Name><Volume>3</Volume><IssueCount>12</IssueCount>
+    <VolumeCount>4</VolumeCount></Series>
+  <Number>5</Number>
+  <Stories><Story>Part One</Story><Story>Part Two</Story></Stories>
+  <Summary>Metron summary.</Summary><CoverDate>2022-06-01</CoverDate>
+  <Genres><Genre>Superhero</Genre></Genres><Tags><Tag>crossover</Tag></Tags>
+  <Arcs><Arc><Name>Big Event</Name><Number>2</Number></Arc></Arcs>
+  <Characters><Character>Hero, The</Character></Characters>
+  <Teams><Team>Avengers</Team></Teams>
+  <Locations><Location>Metropolis</Location></Locations>
+  <GTIN><ISBN>978-0-306-40615-7</ISBN><UPC>761941 31003 4 00111</UPC></GTIN>
+  <AgeRating>Teen Plus</AgeRating>
+  <URLs><URL>https://example.org/other</URL><URL primary="true">https://example.org/m/5</URL></URLs>
+  <Credits>
+    <Credit><Creator>Wendy Writer</Creator><Roles><Role>Writer</Role></Roles></Credit>
+    <Credit><Creator>Art Ist</Creator><Roles><Role>Penciller</Role><Role>Cover</Role></Roles></Credit>
+    <Credit><Creator>Ed Boss</Creator><Roles><Role>Editor In Chief</Role></Roles></Credit>
+  </Credits>
+</MetronInfo>"""
+
+CBI_COMMENT = json.dumps(
+    {
+        "appID": "ComicTagger/1.0",
+        "lastModified": "2020-01-01 00:00:00",
+        "ComicBookInfo/1.0": {
+            "series": "CBI Series",
+            "title": "CBI Title",
+            "issue": 9,
+            "publisher": "CBI Press",
+            "publicationYear": 2001,
+            "publicationMonth": 8,
+            "numberOfIssues": 20,
+            "volume": 2001,
+            "numberOfVolumes": 2,
+            "language": "German",
+            "genre": "Crime, Noir",
+            "tags": ["detective", "city"],
+            "comments": "CBI comments.",
+            "credits": [
+                {"person": "Carl Writer", "role": "Writer", "primary": True},
+                {"person": "Ina Inks", "role": "Inker"},
+                {"person": "Rob Odd", "role": "Flatter"},
+            ],
+        },
+    }
+)
+
+
+def _check_comet(meta: Metadata) -> None:
+    assert meta.title == "Comet Title"
+    assert meta.series == (SeriesEntry("Comet Series", Decimal(7)),)
+    assert [(c.name, c.role) for c in meta.contributors] == [
+        ("Rene Scribe", "writer"),
+        ("Albert Pen", "penciller"),
+        ("Cy Cover", "cover_artist"),
+        ("Some One", "contributor"),
+    ]
+    assert (meta.publisher, meta.release_date, meta.language) == ("Comet Press", "2019-04-02", "fr")
+    assert (meta.description, meta.genres, meta.age_rating) == (
+        "A comet story.",
+        ("Humour",),
+        "All Ages",
+    )
+    assert (meta.volume, meta.reading_direction) == (2, ReadingDirection.RTL)
+    assert meta.identifiers == (Identifier("comicvine", "42"),)
+    assert [s.name for s in meta.subjects] == ["Asterix", "Obelix"]
+    assert meta.cover is not None and meta.cover.data == PAGES["pages/p2.png"]
+
+
+@pytest.mark.parametrize("fmt", ["cbz", "cbt", "cb7", "cbr"])
+def test_comet_only(tmp_path: Path, fmt: str) -> None:
+    files: dict[str, bytes | str] = {**PAGES, "pages/CoMet.xml": COMET}
+    path = WRITERS[fmt](tmp_path / f"comet.{fmt}", files)
+    _check_comet(PARSERS[fmt](path))
+
+
+def test_metroninfo_only(tmp_path: Path) -> None:
+    meta = parse_cbz(write_cbz(tmp_path / "m.cbz", {**PAGES, "MetronInfo.xml": METRON}))
+    assert meta.title == "Part One; Part Two"
+    assert meta.series == (SeriesEntry("Metron Saga", Decimal(5)),)
+    assert [(c.name, c.role) for c in meta.contributors] == [
+        ("Wendy Writer", "writer"),
+        ("Art Ist", "penciller"),
+        ("Art Ist", "cover_artist"),
+        ("Ed Boss", "contributor"),  # an unknown role word is a plain contributor
+    ]
+    assert (meta.publisher, meta.release_date, meta.language) == (
+        "Metron Comics",
+        "2022-06-01",
+        "en",
+    )
+    assert (meta.description, meta.genres, meta.tags) == (
+        "Metron summary.",
+        ("Superhero",),
+        ("crossover",),
+    )
+    assert (meta.volume, meta.issue_count, meta.volume_count) == (3, 12, 4)
+    assert (meta.age_rating, meta.web_link) == ("Teen Plus", "https://example.org/m/5")
+    assert meta.identifiers == (
+        Identifier("isbn_13", "9780306406157"),
+        Identifier("metron", "290431"),
+        Identifier("comicvine", "1234"),
+    )
+    assert meta.subjects == (
+        Subject(SubjectKind.STORY_ARC, "Big Event", Decimal(2)),
+        Subject(SubjectKind.CHARACTER, "Hero, The"),  # one element, one name: commas kept
+        Subject(SubjectKind.TEAM, "Avengers"),
+        Subject(SubjectKind.LOCATION, "Metropolis"),
+    )
+
+
+def _check_cbi(meta: Metadata) -> None:
+    assert meta.title == "CBI Title"
+    assert meta.series == (SeriesEntry("CBI Series", Decimal(9)),)
+    assert [(c.name, c.role) for c in meta.contributors] == [
+        ("Carl Writer", "writer"),
+        ("Ina Inks", "inker"),
+        ("Rob Odd", "contributor"),
+    ]
+    assert (meta.publisher, meta.release_date, meta.language) == ("CBI Press", "2001-08", "de")
+    assert (meta.volume, meta.issue_count, meta.volume_count) == (2001, 20, 2)
+    assert (meta.genres, meta.tags) == (("Crime", "Noir"), ("detective", "city"))
+    assert meta.description == "CBI comments."
+
+
+def test_comicbookinfo_in_a_zip_comment(tmp_path: Path) -> None:
+    path = write_cbz(tmp_path / "cbi.cbz", dict(PAGES))
+    with zipfile.ZipFile(path, "a") as zf:
+        zf.comment = CBI_COMMENT.encode()
+    _check_cbi(parse_cbz(path))
+
+
+@pytest.mark.parametrize("version", [5, 4])
+def test_comicbookinfo_in_a_rar_comment(tmp_path: Path, version: int) -> None:
+    path = write_cbr(tmp_path / "cbi.cbr", dict(PAGES), CBI_COMMENT, version=version)
+    _check_cbi(parse_cbr(path))
+
+
+@pytest.mark.parametrize(
+    "comment",
+    [b"just a comment", b"{not json ComicBookInfo/1.0", b'{"ComicBookInfo/1.0": 5}', b"\xff\xfe"],
+)
+def test_other_archive_comments_cost_nothing(tmp_path: Path, comment: bytes) -> None:
+    meta = parse_cbr(write_cbr(tmp_path / "c.cbr", dict(PAGES), comment))
+    assert meta.title is None and meta.page_count == 3
+
+
+def test_comicinfo_leads_and_other_dialects_fill_gaps(tmp_path: Path) -> None:
+    info = "<ComicInfo><Title>CI Title</Title><Writer>Ci Writer</Writer></ComicInfo>"
+    path = write_cbz(
+        tmp_path / "all.cbz",
+        {**PAGES, "ComicInfo.xml": info, "MetronInfo.xml": METRON, "CoMet.xml": COMET},
+    )
+    meta = parse_cbz(path)
+    assert meta.title == "CI Title"
+    assert [c.name for c in meta.contributors] == ["Ci Writer"]  # credits never mix dialects
+    assert meta.publisher == "Metron Comics"  # ComicInfo is silent: MetronInfo next
+    assert meta.reading_direction == ReadingDirection.RTL  # only CoMet says it
+    assert [s.name for s in meta.subjects if s.kind is SubjectKind.CHARACTER] == ["Hero, The"]
+
+
+EXTENDED_COMICINFO = """<ComicInfo>
+  <Title>Manga</Title><Manga>YesAndRightToLeft</Manga><AgeRating>Mature 17+</AgeRating>
+  <Web>https://example.org/a https://example.org/b</Web><Count>30</Count><Volume>4</Volume>
+  <StoryArc>Arc A, Arc B,Arc C</StoryArc><StoryArcNumber>1,2.5</StoryArcNumber>
+  <Characters>Kei, Ryo, Kei</Characters><Teams>Team X</Teams><Locations>Tokyo, Osaka</Locations>
+  <GTIN>012345678905</GTIN>
+</ComicInfo>"""
+
+
+@pytest.mark.parametrize(
+    ("manga", "direction"),
+    [("YesAndRightToLeft", ReadingDirection.RTL), ("Yes", None), ("No", None), ("Unknown", None)],
+)
+def test_comicinfo_manga_reading_direction(tmp_path: Path, manga: str, direction: object) -> None:
+    info = f"<ComicInfo><Manga>{manga}</Manga></ComicInfo>"
+    path = write_cbz(tmp_path / "m.cbz", {**PAGES, "ComicInfo.xml": info})
+    assert parse_cbz(path).reading_direction == direction
+
+
+def test_comicinfo_extended_fields(tmp_path: Path) -> None:
+    meta = parse_cbz(write_cbz(tmp_path / "x.cbz", {**PAGES, "ComicInfo.xml": EXTENDED_COMICINFO}))
+    assert meta.reading_direction == ReadingDirection.RTL
+    assert (meta.age_rating, meta.web_link) == ("Mature 17+", "https://example.org/a")
+    assert (meta.issue_count, meta.volume) == (30, 4)
+    assert meta.identifiers == (Identifier("gtin", "012345678905"),)
+    assert meta.subjects == (
+        Subject(SubjectKind.STORY_ARC, "Arc A", Decimal(1)),
+        Subject(SubjectKind.STORY_ARC, "Arc B", Decimal("2.5")),
+        Subject(SubjectKind.STORY_ARC, "Arc C"),  # no number given for it
+        Subject(SubjectKind.CHARACTER, "Kei"),
+        Subject(SubjectKind.CHARACTER, "Ryo"),
+        Subject(SubjectKind.TEAM, "Team X"),
+        Subject(SubjectKind.LOCATION, "Tokyo"),
+        Subject(SubjectKind.LOCATION, "Osaka"),
+    )
+
+
+@pytest.mark.parametrize("fmt", ["cbz", "cbt", "cb7", "cbr"])
+def test_archive_without_pages_is_an_error(tmp_path: Path, fmt: str) -> None:
+    files: dict[str, bytes | str] = {"ComicInfo.xml": FULL_COMICINFO, "notes.txt": "no pages"}
+    path = WRITERS[fmt](tmp_path / f"empty.{fmt}", files)
+    with pytest.raises(ParseError, match="no page images") as info:
+        PARSERS[fmt](path)
+    assert "\n" not in str(info.value)
+
+
+WRITERS: dict[str, Callable[[Path, dict[str, bytes | str]], Path]] = {
+    "cbz": write_cbz,
+    "cbt": write_cbt,
+    "cb7": write_cb7,
+    "cbr": write_cbr,
+}

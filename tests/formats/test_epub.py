@@ -329,7 +329,19 @@ def test_corpus_details(corpus_dir: Path) -> None:
     assert Identifier("uri", "http://www.gutenberg.org/65659") in theft.identifiers
 
     volume = parse_epub(corpus_dir / "epub/TitleWithVolume.epub")
-    assert volume.genres == ("Genre1, Genre2",)
+    assert volume.genres == ("Genre1", "Genre2")  # one dc:subject "Genre1, Genre2", split
+    assert volume.sort_title is None  # no file-as, no calibre:title_sort: computed later
+
+    deu = parse_epub(corpus_dir / "epub/calibre-quick-start-deu.epub")
+    assert deu.sort_title == "Kurzanleitung"  # calibre:title_sort
+    mars = parse_epub(corpus_dir / "epub/edgar-rice-burroughs_a-princess-of-mars.epub")
+    assert mars.sort_title == "Princess of Mars, A"  # the title's refines file-as
+    assert mars.genres[0].startswith("Carter, John")  # LCSH headings are never split
+    japanese = parse_epub(corpus_dir / "epub/mymedia_lite.epub")
+    assert japanese.sort_title == "ガリバンノハナシ"  # the katakana reading sorts the title
+    arabic = parse_epub(corpus_dir / "epub/regime-anticancer-arabic.epub")
+    # "mrk" (markup editor) is a production credit, not a raw code in the catalogue.
+    assert ("Vincent Gros", "producer") in [(c.name, c.role) for c in arabic.contributors]
     assert volume.release_date == "2021-04-05"
 
 
@@ -384,7 +396,7 @@ def test_epub3_refines_collections_and_nav(tmp_path: Path) -> None:
         ("Second Author", "author", "Author, Second"),
         ("Nora Voice", "narrator", None),
         ("Ed Itor", "editor", None),
-        ("Odd Role", "mrk", None),
+        ("Odd Role", "producer", None),  # MRK, markup editor: a production credit
         ("Plain Helper", "contributor", None),
     ]
     assert meta.narrators == ("Nora Voice",)
@@ -677,10 +689,58 @@ def _expect_parse_error(path: Path, *, megabytes: int = 40) -> ParseError:
 
 
 def test_truncated_epub(tmp_path: Path) -> None:
+    """Cut before its package document, an EPUB is unreadable; cut after, it is salvaged."""
     data = make_epub2_calibre(tmp_path / "whole.epub").read_bytes()
+    opf_end = data.index(b"PK\x03\x04", data.index(b"OEBPS/content.opf") + 1)
     cut = tmp_path / "cut.epub"
-    cut.write_bytes(data[: len(data) // 2])
-    _expect_parse_error(cut)
+    cut.write_bytes(data[: opf_end - 10])
+    assert "end-of-central-directory" in str(_expect_parse_error(cut))
+    cut.write_bytes(data[: len(data) - 40])
+    with _bounded():
+        meta = parse_epub(cut)
+    assert meta.title == "The Calibre Book"
+    assert [c.name for c in meta.contributors if c.role == "author"] == ["Jane Doe", "Rick Roe"]
+    assert meta.warning is not None and "damaged zip" in meta.warning
+    assert parse_epub(tmp_path / "whole.epub").warning is None
+
+
+class _Unseekable(io.RawIOBase):
+    """A write-only stream: zipfile then writes data descriptors after each member."""
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: Any) -> int:
+        self.buf += bytes(b)
+        return len(b)
+
+
+@pytest.mark.parametrize("keep", [0.6, 0.95])
+def test_truncated_epub_with_data_descriptors(tmp_path: Path, keep: float) -> None:
+    """Streamed zips give sizes only after each member: the salvage inflates to find them."""
+    sink = _Unseekable()
+    opf = minimal_opf("Streamed Book", meta='<dc:creator opf:role="aut">Sam Stream</dc:creator>')
+    with zipfile.ZipFile(sink, "w") as zf:  # type: ignore[arg-type]
+        zf.writestr("mimetype", "application/epub+zip", compress_type=zipfile.ZIP_STORED)
+        zf.writestr(
+            "META-INF/container.xml",
+            CONTAINER.format(opf="OEBPS/content.opf"),
+            zipfile.ZIP_DEFLATED,
+        )
+        zf.writestr("OEBPS/content.opf", opf, zipfile.ZIP_DEFLATED)
+        zf.writestr(
+            "OEBPS/text/ch1.xhtml", "<html>" + "words " * 5000 + "</html>", zipfile.ZIP_DEFLATED
+        )
+    data = bytes(sink.buf)
+    assert data[6] & 0x08  # the mimetype member itself has a data descriptor
+    path = tmp_path / "streamed.epub"
+    path.write_bytes(data[: int(len(data) * keep)])
+    meta = parse_epub(path)
+    assert (meta.title, [c.name for c in meta.contributors]) == ("Streamed Book", ["Sam Stream"])
+    assert meta.warning is not None
 
 
 def test_empty_and_text_files(tmp_path: Path) -> None:
@@ -836,3 +896,98 @@ def test_random_corruption_only_raises_parse_error(tmp_path: Path) -> None:
             assert "\n" not in str(exc)
             outcomes["error"] += 1
     assert outcomes["ok"] and outcomes["error"]
+
+
+# ---------------------------------------------------------------------------
+# Fields of issue 10: sort title, relator codes, subjects, Amazon URNs
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("meta", "expected"),
+    [
+        ('<dc:title opf:file-as="Hobbit, The">The Hobbit</dc:title>', "Hobbit, The"),
+        (
+            '<dc:title id="t">The Hobbit</dc:title>'
+            '<meta refines="#t" property="file-as">Hobbit, The</meta>',
+            "Hobbit, The",
+        ),
+        (
+            '<dc:title opf:file-as="Hobbit, The">The Hobbit</dc:title>'
+            '<meta name="calibre:title_sort" content="Hobbit (Tolkien)"/>',
+            "Hobbit (Tolkien)",
+        ),
+        (
+            '<dc:title>The Hobbit</dc:title><meta property="calibre:title_sort">Hobbit</meta>',
+            "Hobbit",
+        ),
+        ("<dc:title>The Hobbit</dc:title>", None),
+        ('<dc:title opf:file-as="  ">The Hobbit</dc:title>', None),
+    ],
+)
+def test_sort_title_from_file_as_and_calibre(
+    tmp_path: Path, meta: str, expected: str | None
+) -> None:
+    path = write_epub(tmp_path / "b.epub", opf_document(meta))
+    assert parse_epub(path).sort_title == expected
+
+
+@pytest.mark.parametrize(
+    ("code", "role"),
+    [
+        ("aut", "author"),
+        ("nrt", "narrator"),
+        ("ill", "illustrator"),
+        ("edt", "editor"),
+        ("trl", "translator"),
+        ("art", "artist"),
+        ("aui", "introduction"),
+        ("cov", "cover_artist"),
+        ("mrk", "producer"),
+        ("pfr", "producer"),
+        ("bkp", "producer"),
+        ("xyz", "contributor"),
+        ("Narrator", "narrator"),
+        ("made-up role", "contributor"),
+    ],
+)
+def test_relator_codes_become_words(tmp_path: Path, code: str, role: str) -> None:
+    meta = (
+        "<dc:title>Roles</dc:title>"
+        f'<dc:contributor id="p">Pat Person</dc:contributor>'
+        f'<meta refines="#p" property="role" scheme="marc:relators">{code}</meta>'
+    )
+    parsed = parse_epub(write_epub(tmp_path / "r.epub", opf_document(meta)))
+    assert [(c.name, c.role) for c in parsed.contributors] == [("Pat Person", role)]
+
+
+@pytest.mark.parametrize(
+    ("subjects", "genres"),
+    [
+        (["Fantasy, Adventure"], ("Fantasy", "Adventure")),
+        (["Fantasy; Adventure ;  "], ("Fantasy", "Adventure")),
+        (["Fantasy, Adventure", "Horror"], ("Fantasy, Adventure", "Horror")),
+        (
+            ["Carter, John (Fictitious character)--Fiction"],
+            ("Carter, John (Fictitious character)--Fiction",),
+        ),
+        (["Science Fiction"], ("Science Fiction",)),
+    ],
+)
+def test_lone_subject_is_split(
+    tmp_path: Path, subjects: list[str], genres: tuple[str, ...]
+) -> None:
+    meta = "<dc:title>S</dc:title>" + "".join(f"<dc:subject>{s}</dc:subject>" for s in subjects)
+    assert parse_epub(write_epub(tmp_path / "s.epub", opf_document(meta))).genres == genres
+
+
+def test_amazon_urn_is_an_asin(tmp_path: Path) -> None:
+    meta = (
+        "<dc:title>A</dc:title><dc:identifier>urn:amazon:B00ABCDEFG</dc:identifier>"
+        '<dc:identifier opf:scheme="URI">urn:amazon:asin:b01zzzzzzz</dc:identifier>'
+    )
+    parsed = parse_epub(write_epub(tmp_path / "a.epub", opf_document(meta)))
+    assert parsed.identifiers == (
+        Identifier("asin", "B00ABCDEFG"),
+        Identifier("asin", "B01ZZZZZZZ"),
+    )

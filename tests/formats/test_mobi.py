@@ -332,3 +332,33 @@ def test_palmdoc_without_mobi_header(tmp_path: Path) -> None:
     meta = parse_mobi(path)
     assert meta.title == "Hand Built"
     assert meta.contributors == () and meta.cover is None
+
+
+# ---------------------------------------------------------------------------
+# Salvage (issue 10): what parses is kept, the damage is the file's warning
+# ---------------------------------------------------------------------------
+
+
+def test_malformed_exth_record_keeps_title_and_author_with_a_warning(tmp_path: Path) -> None:
+    good = struct.pack(">II", 100, 8 + 10) + b"Kept Autho"
+    title = struct.pack(">II", 503, 8 + 10) + b"Kept Title"
+    bad = struct.pack(">II", 101, 3) + b"xx"  # a length shorter than its own header
+    raw = b"EXTH" + struct.pack(">II", 12 + len(good + title + bad), 4) + good + title + bad
+    meta = parse_mobi(write_mobi(tmp_path / "bad-exth.mobi", MobiSpec(raw_exth=raw)))
+    assert (meta.title, [c.name for c in meta.contributors]) == ("Kept Title", ["Kept Autho"])
+    assert meta.warning == "EXTH record 3 of 4 is malformed (length 3)"
+
+
+def test_whole_mobi_has_no_warning(tmp_path: Path) -> None:
+    assert parse_mobi(write_mobi(tmp_path / "fine.mobi")).warning is None
+
+
+def test_record_table_past_the_end_salvages_record_0(tmp_path: Path) -> None:
+    data = bytearray(build_mobi(MobiSpec()))
+    struct.pack_into(">I", data, 78 + 8, len(data) + 1000)  # record 1 starts beyond the file
+    path = tmp_path / "table.mobi"
+    path.write_bytes(bytes(data))
+    meta = parse_mobi(path)
+    assert meta.title == "The Hand-Built Book"
+    assert [c.name for c in meta.contributors][:1] == ["First Author"]
+    assert meta.warning is not None and "past the end" in meta.warning

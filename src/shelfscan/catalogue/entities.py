@@ -13,8 +13,15 @@ from shelfscan.catalogue.cache import SingleFlightCache
 from shelfscan.db.retry import Backoff, retry_on_lost_connection
 from shelfscan.pgtext import pg_text, pg_text_or_none
 
-EntityKind = Literal["persons", "series", "genres", "tags", "publishers"]
-ENTITY_KINDS: tuple[EntityKind, ...] = ("persons", "series", "genres", "tags", "publishers")
+EntityKind = Literal["persons", "series", "genres", "tags", "publishers", "subjects"]
+ENTITY_KINDS: tuple[EntityKind, ...] = (
+    "persons",
+    "series",
+    "genres",
+    "tags",
+    "publishers",
+    "subjects",  # comics (issue 10): the key is "<kind>:<name key>", e.g. "character:batman"
+)
 
 
 @dataclass(frozen=True, slots=True)

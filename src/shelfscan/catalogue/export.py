@@ -76,10 +76,35 @@ SELECT json_build_object(
                   'track_total', fa.track_total, 'disc_number', fa.disc_number,
                   'disc_total', fa.disc_total, 'composer', fa.composer, 'codec', fa.codec,
                   'bitrate', fa.bitrate, 'sample_rate', fa.sample_rate, 'channels', fa.channels)
-              FROM shelfscan.file_audio fa WHERE fa.file_id = f.id)
+              FROM shelfscan.file_audio fa WHERE fa.file_id = f.id),
+          -- books (issue 10)
+          'warning', f.warning
         ) ORDER BY f.sort_order, f.path)
       FROM shelfscan.files f JOIN shelfscan.library_paths lp ON lp.id = f.root_id
-      WHERE f.book_id = b.id), '[]'::json)
+      WHERE f.book_id = b.id), '[]'::json),
+  -- comics (issue 10)
+  'age_rating', b.age_rating,
+  'reading_direction', b.reading_direction,
+  'web_link', b.web_link,
+  'volume', b.volume,
+  'volume_count', b.volume_count,
+  'issue_count', b.issue_count,
+  'story_arcs', COALESCE((
+      SELECT json_agg(json_build_object('name', s.name, 'number', bs.number) ORDER BY bs.sort_order)
+      FROM shelfscan.book_subjects bs JOIN shelfscan.subjects s ON s.id = bs.subject_id
+      WHERE bs.book_id = b.id AND s.kind = 'story_arc'), '[]'::json),
+  'characters', COALESCE((
+      SELECT json_agg(s.name ORDER BY bs.sort_order)
+      FROM shelfscan.book_subjects bs JOIN shelfscan.subjects s ON s.id = bs.subject_id
+      WHERE bs.book_id = b.id AND s.kind = 'character'), '[]'::json),
+  'teams', COALESCE((
+      SELECT json_agg(s.name ORDER BY bs.sort_order)
+      FROM shelfscan.book_subjects bs JOIN shelfscan.subjects s ON s.id = bs.subject_id
+      WHERE bs.book_id = b.id AND s.kind = 'team'), '[]'::json),
+  'locations', COALESCE((
+      SELECT json_agg(s.name ORDER BY bs.sort_order)
+      FROM shelfscan.book_subjects bs JOIN shelfscan.subjects s ON s.id = bs.subject_id
+      WHERE bs.book_id = b.id AND s.kind = 'location'), '[]'::json)
 )::text AS doc
 FROM shelfscan.books b
 JOIN shelfscan.libraries l ON l.id = b.library_id

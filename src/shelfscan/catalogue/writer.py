@@ -81,6 +81,8 @@ class FileRow:
     chapters: tuple[ChapterRow, ...] = ()
     # audio technical
     audio: AudioRow | None = None
+    # books (issue 10): damage the parser read around; the file is still "ok"
+    warning: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +104,14 @@ class BookRow:
     tag_ids: tuple[int, ...] = ()
     cover: CoverRow | None = None
     field_sources: dict[str, str] = field(default_factory=dict)
+    # comics (issue 10)
+    age_rating: str | None = None
+    reading_direction: str | None = None
+    web_link: str | None = None
+    volume: int | None = None
+    volume_count: int | None = None
+    issue_count: int | None = None
+    subjects: tuple[tuple[int, Decimal | None], ...] = ()  # (subject id, arc number) in order
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +236,7 @@ _FILE_COLUMNS = [
     "id", "library_id", "root_id", "book_id", "path", "path_raw", "size", "mtime_ns", "inode",
     "format", "status", "scan_error", "language", "duration_s", "page_count", "cover_id",
     "sort_order", "device", "fingerprint",
+    "warning",  # books (issue 10)
 ]  # fmt: skip
 
 _BOOK_LINKS = (
@@ -246,7 +257,12 @@ _MANUAL_GUARD = {
     "file_narrators": (
         "WHERE NOT EXISTS (SELECT 1 FROM shelfscan.files x JOIN shelfscan.books b ON b.id = x.book_id "
         "WHERE x.id = t.file_id AND b.field_sources->>'narrators' = 'manual')"
-    )
+    ),
+    # comics (issue 10): each subject kind is its own relationship field ("characters", ...).
+    "book_subjects": (
+        "WHERE NOT EXISTS (SELECT 1 FROM shelfscan.books b JOIN shelfscan.subjects s "
+        "ON s.id = t.subject_id WHERE b.id = t.book_id AND b.field_sources->>(s.kind || 's') = 'manual')"
+    ),
 }
 
 
@@ -294,9 +310,11 @@ async def _write_batch(conn: asyncpg.Connection, books: Sequence[BookRow]) -> li
     await conn.execute(
         """
         INSERT INTO shelfscan.books AS b (id, library_id, title, subtitle, sort_title,
-            description, publisher_id, release_date, language, status, cover_id, field_sources)
+            description, publisher_id, release_date, language, status, cover_id, field_sources,
+            age_rating, reading_direction, web_link, volume, volume_count, issue_count)
         SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[],
-            $6::text[], $7::bigint[], $8::text[], $9::text[], $10::text[], $11::bigint[], $12::jsonb[])
+            $6::text[], $7::bigint[], $8::text[], $9::text[], $10::text[], $11::bigint[], $12::jsonb[],
+            $13::text[], $14::text[], $15::text[], $16::int[], $17::int[], $18::int[])
         ON CONFLICT (id) DO UPDATE SET
             title = CASE WHEN b.field_sources->>'title' = 'manual' THEN b.title ELSE EXCLUDED.title END,
             sort_title = CASE WHEN b.field_sources->>'title' = 'manual'
@@ -314,6 +332,19 @@ async def _write_batch(conn: asyncpg.Connection, books: Sequence[BookRow]) -> li
                             THEN b.language ELSE EXCLUDED.language END,
             cover_id = CASE WHEN b.field_sources->>'cover' = 'manual'
                             THEN b.cover_id ELSE EXCLUDED.cover_id END,
+            -- comics (issue 10)
+            age_rating = CASE WHEN b.field_sources->>'age_rating' = 'manual'
+                              THEN b.age_rating ELSE EXCLUDED.age_rating END,
+            reading_direction = CASE WHEN b.field_sources->>'reading_direction' = 'manual'
+                                     THEN b.reading_direction ELSE EXCLUDED.reading_direction END,
+            web_link = CASE WHEN b.field_sources->>'web_link' = 'manual'
+                            THEN b.web_link ELSE EXCLUDED.web_link END,
+            volume = CASE WHEN b.field_sources->>'volume' = 'manual'
+                          THEN b.volume ELSE EXCLUDED.volume END,
+            volume_count = CASE WHEN b.field_sources->>'volume_count' = 'manual'
+                                THEN b.volume_count ELSE EXCLUDED.volume_count END,
+            issue_count = CASE WHEN b.field_sources->>'issue_count' = 'manual'
+                               THEN b.issue_count ELSE EXCLUDED.issue_count END,
             status = EXCLUDED.status,
             -- A user's edits stay marked manual; everything else is recomputed.
             field_sources = EXCLUDED.field_sources || COALESCE((
@@ -333,6 +364,13 @@ async def _write_batch(conn: asyncpg.Connection, books: Sequence[BookRow]) -> li
         [b.status for b in books],
         [cover_ids[b.cover.sha256] if b.cover else None for b in books],
         [pg_json(b.field_sources) for b in books],
+        # comics (issue 10)
+        [pg_text_or_none(b.age_rating) for b in books],
+        [b.reading_direction for b in books],
+        [pg_text_or_none(b.web_link) for b in books],
+        [b.volume for b in books],
+        [b.volume_count for b in books],
+        [b.issue_count for b in books],
     )
     if old_book_ids:
         # Relationships a user set by hand (field source "manual") are kept.
@@ -345,6 +383,15 @@ async def _write_batch(conn: asyncpg.Connection, books: Sequence[BookRow]) -> li
                 """,
                 old_book_ids,
             )
+        # comics (issue 10): a subject kind marked manual keeps its links, the others go.
+        await conn.execute(
+            """
+            DELETE FROM shelfscan.book_subjects bs USING shelfscan.subjects s, shelfscan.books b
+            WHERE bs.book_id = ANY($1::bigint[]) AND s.id = bs.subject_id AND b.id = bs.book_id
+              AND b.field_sources->>(s.kind || 's') IS DISTINCT FROM 'manual'
+            """,
+            old_book_ids,
+        )
     if old_file_ids:
         await conn.execute(
             """
@@ -362,6 +409,7 @@ async def _write_batch(conn: asyncpg.Connection, books: Sequence[BookRow]) -> li
             fid, books[0].library_id, f.root_id, bid, *to_db(f.path), f.size, f.mtime_ns, f.inode,
             f.format, f.status, _error(f.scan_error), pg_text_or_none(f.language), f.duration_s, f.page_count,
             cover_ids[f.cover.sha256] if f.cover else None, f.sort_order, f.device, f.fingerprint,
+            pg_text_or_none(f.warning),
         )
         for fid, bid, f in files
     ]  # fmt: skip
@@ -375,11 +423,12 @@ async def _write_batch(conn: asyncpg.Connection, books: Sequence[BookRow]) -> li
             """
             INSERT INTO shelfscan.files AS f (id, library_id, root_id, book_id, path, path_raw, size,
                 mtime_ns, inode, format, status, scan_error, language, duration_s, page_count,
-                cover_id, sort_order, device, fingerprint, missing_since)
+                cover_id, sort_order, device, fingerprint, warning, missing_since)
             SELECT t.*, NULL::timestamptz FROM unnest($1::bigint[], $2::bigint[], $3::bigint[],
                 $4::bigint[], $5::text[], $6::bytea[], $7::bigint[], $8::bigint[], $9::bigint[],
                 $10::text[], $11::text[], $12::text[], $13::text[], $14::float8[], $15::int[],
-                $16::bigint[], $17::int[], $18::bigint[], $19::text[]) AS t
+                $16::bigint[], $17::int[], $18::bigint[], $19::text[],
+                $20::text[]) AS t
             ON CONFLICT (id) DO UPDATE SET
                 book_id = EXCLUDED.book_id, root_id = EXCLUDED.root_id, path = EXCLUDED.path,
                 path_raw = EXCLUDED.path_raw, device = EXCLUDED.device,
@@ -388,7 +437,8 @@ async def _write_batch(conn: asyncpg.Connection, books: Sequence[BookRow]) -> li
                 format = EXCLUDED.format, status = EXCLUDED.status, scan_error = EXCLUDED.scan_error,
                 language = EXCLUDED.language, duration_s = EXCLUDED.duration_s,
                 page_count = EXCLUDED.page_count, cover_id = EXCLUDED.cover_id,
-                sort_order = EXCLUDED.sort_order, missing_since = NULL, updated_at = now()
+                sort_order = EXCLUDED.sort_order, missing_since = NULL, updated_at = now(),
+                warning = EXCLUDED.warning
             """,
             *(list(col) for col in zip(*file_rows, strict=True)),
         )
@@ -534,6 +584,11 @@ async def _insert_links(
         for fid, _, f in files
         for i, c in enumerate(f.chapters)
     ]
+    subjects = [  # comics (issue 10)
+        (bid, sid, num, i)
+        for bid, b in zip(book_ids, books, strict=True)
+        for i, (sid, num) in enumerate(dict(b.subjects).items())
+    ]
     statements: list[tuple[str, Sequence[tuple[object, ...]], tuple[str, ...]]] = [
         (
             "book_authors (book_id, person_id, role, sort_order)",
@@ -553,6 +608,11 @@ async def _insert_links(
             "chapters (file_id, sort_order, level, title, start_s, href)",
             chapters,
             ("bigint", "int", "int", "text", "float8", "text"),
+        ),
+        (
+            "book_subjects (book_id, subject_id, number, sort_order)",
+            subjects,
+            ("bigint", "bigint", "numeric", "int"),
         ),
     ]
     for target, rows, types in statements:

@@ -1,7 +1,8 @@
 """Comic archive reader: CBZ (zip), CBT (tar), CB7 (7-Zip) and CBR (RAR).
 
-A comic is a folder of page images in an archive, optionally with a
-ComicInfo.xml. All four containers share one core; each backend only lists
+A comic is a folder of page images in an archive, optionally with metadata in
+one or more dialects: ComicInfo.xml, MetronInfo.xml, CoMet.xml, or ComicBookInfo
+JSON in the archive comment. All four containers share one core; each backend only lists
 members and reads one member into memory under a size cap. Nothing is ever
 extracted to disk, member names are never used as paths, and the container is
 recognised by its magic bytes, because ".cbr" files that are really zips (and
@@ -10,13 +11,16 @@ the reverse) are common.
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import struct
 import tarfile
 import zipfile
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from types import MappingProxyType
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from lxml import etree
@@ -29,7 +33,10 @@ from shelfscan.formats.records import (
     Identifier,
     Metadata,
     ParseError,
+    ReadingDirection,
     SeriesEntry,
+    Subject,
+    SubjectKind,
 )
 from shelfscan.formats.text import clean, normalise_date, series_number, strip_html
 from shelfscan.formats.xmlsafe import UnsafeXMLError, parse_xml
@@ -186,6 +193,10 @@ class _Backend(Protocol):
 
     def read(self, member: _Member, cap: int, what: str) -> bytes: ...
 
+    def comment(self) -> bytes | None:
+        """The archive comment (where ComicBookInfo lives), or None."""
+        ...
+
 
 def _check_declared(member: _Member, cap: int, what: str) -> None:
     if member.size is not None and member.size > cap:
@@ -222,6 +233,9 @@ class _ZipBackend:
         with self.zf.open(self.infos[member.index]) as handle:
             return _read_capped(handle, cap, what)
 
+    def comment(self) -> bytes | None:
+        return self.zf.comment or None
+
 
 class _TarBackend:
     """`budget` bounds the bytes a compressed tar may make us inflate just to list it."""
@@ -253,6 +267,9 @@ class _TarBackend:
             raise ParseError(f"{what} cannot be read")
         with handle:
             return _read_capped(handle, cap, what)
+
+    def comment(self) -> bytes | None:
+        return None  # tar has no archive comment
 
 
 def _parse_7z(name: str) -> Metadata:
@@ -329,6 +346,9 @@ class _SevenZipBackend:
             raise ParseError(f"{what} inflates beyond {cap} bytes")
         return data
 
+    def comment(self) -> bytes | None:
+        return None  # 7-Zip archives carry no comment that taggers use
+
 
 def _parse_rar(name: str, head: bytes) -> Metadata:
     try:
@@ -344,14 +364,17 @@ def _parse_rar(name: str, head: bytes) -> Metadata:
         )
         return reader
 
-    return _read_comic(_RarBackend(open_reader), "cbr")
+    return _read_comic(_RarBackend(open_reader, _rar_comment(name)), "cbr")
 
 
 class _RarBackend:
     """Streams the archive once per read: RAR has no random access worth trusting."""
 
-    def __init__(self, open_reader: Callable[[], AbstractContextManager[Any]]) -> None:
+    def __init__(
+        self, open_reader: Callable[[], AbstractContextManager[Any]], comment: bytes | None
+    ) -> None:
         self.open_reader = open_reader
+        self._comment = comment
         self.listed: list[_Member] = []
         with self.open_reader() as archive:
             for index, entry in enumerate(archive):
@@ -371,6 +394,9 @@ class _RarBackend:
     def members(self) -> list[_Member]:
         return list(self.listed)
 
+    def comment(self) -> bytes | None:
+        return self._comment
+
     def read(self, member: _Member, cap: int, what: str) -> bytes:
         _check_declared(member, cap, what)
         skipped = 0
@@ -388,6 +414,106 @@ class _RarBackend:
                         raise ParseError(f"{what} inflates beyond {cap} bytes")
                 return bytes(buf)
         raise ParseError(f"{what} vanished from the archive")
+
+
+# libarchive reads RAR members but has no call for the archive comment, so the comment
+# (ComicBookInfo's home in a CBR) is found by walking the headers that precede the first file.
+_RAR_HEAD_BYTES = 256 * 1024
+_RAR_MAX_BLOCKS = 64
+
+
+def _rar_comment(name: str) -> bytes | None:
+    """The stored archive comment of a RAR 5 or RAR 2.9-4 file, or None.
+
+    A compressed comment (old WinRAR versions compress it) would need RAR's own
+    decompressor, which no library here exposes: it is skipped, and the comic
+    keeps what its pages and folder say.
+    """
+    with open(name, "rb") as handle:
+        head = handle.read(_RAR_HEAD_BYTES)
+    try:
+        if head.startswith(b"Rar!\x1a\x07\x01\x00"):
+            return _rar5_comment(head)
+        if head.startswith(b"Rar!\x1a\x07\x00"):
+            return _rar4_comment(head)
+    except (IndexError, struct.error, ValueError):
+        return None  # a damaged header: no comment, and libarchive judges the rest
+    return None
+
+
+def _vint(buf: bytes, pos: int) -> tuple[int, int]:
+    """A RAR 5 variable-length integer at `pos`: (value, position after it)."""
+    value = 0
+    for shift in range(0, 70, 7):
+        byte = buf[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+    raise ValueError("RAR variable-length integer too long")
+
+
+def _rar5_comment(buf: bytes) -> bytes | None:
+    pos = 8
+    for _ in range(_RAR_MAX_BLOCKS):
+        size, body = _vint(buf, pos + 4)  # after the header CRC32
+        end = body + size
+        kind, p = _vint(buf, body)
+        flags, p = _vint(buf, p)
+        data_size = 0
+        if flags & 0x0001:
+            _, p = _vint(buf, p)  # extra area size
+        if flags & 0x0002:
+            data_size, p = _vint(buf, p)
+        if kind == 3:  # service header: the comment is the one named "CMT"
+            file_flags, p = _vint(buf, p)
+            _, p = _vint(buf, p)  # unpacked size
+            _, p = _vint(buf, p)  # attributes
+            p += 4 if file_flags & 0x0002 else 0  # mtime
+            p += 4 if file_flags & 0x0004 else 0  # data CRC32
+            compression, p = _vint(buf, p)
+            _, p = _vint(buf, p)  # host OS
+            name_len, p = _vint(buf, p)
+            if buf[p : p + name_len] == b"CMT":
+                stored = (compression >> 7) & 0x7 == 0
+                data = buf[end : end + data_size]
+                return data if stored and len(data) == data_size else None
+        elif kind in (2, 5):  # the first file, or the end: comments come before both
+            return None
+        pos = end + data_size
+        if pos >= len(buf):
+            return None
+    return None
+
+
+def _rar4_comment(buf: bytes) -> bytes | None:
+    pos = 7
+    for _ in range(_RAR_MAX_BLOCKS):
+        kind = buf[pos + 2]
+        flags, size = struct.unpack_from("<HH", buf, pos + 3)
+        if size < 7:
+            return None
+        add_size = struct.unpack_from("<I", buf, pos + 7)[0] if flags & 0x8000 else 0
+        if kind == 0x73 and flags & 0x0002 and buf[pos + 15] == 0x75:
+            # RAR 2.x: a comment block inside the main header; method 0x30 is "stored".
+            sub = pos + 13
+            _, unpacked = struct.unpack_from("<HH", buf, sub + 5)
+            if buf[sub + 10] == 0x30:
+                return buf[sub + 13 : sub + 13 + unpacked]
+            return None
+        if kind == 0x7A:  # RAR 3.x/4.x sub-block; the comment is named "CMT"
+            method = buf[pos + 25]
+            (name_len,) = struct.unpack_from("<H", buf, pos + 26)
+            name_at = pos + 32 + (8 if flags & 0x0100 else 0)
+            if buf[name_at : name_at + name_len] == b"CMT":
+                data = buf[pos + size : pos + size + add_size]
+                return data if method == 0x30 and len(data) == add_size else None
+        elif kind in (0x74, 0x7B):  # the first file, or the end
+            return None
+        pos += size + add_size
+        if pos + 7 > len(buf):
+            return None
+    return None
 
 
 # ---------------------------------------------------------------------------
@@ -439,24 +565,39 @@ def _read_comic(backend: _Backend, fmt: str) -> Metadata:
         (m for m in members if _extension(m.name) in _IMAGE_MIME and m.size != 0),
         key=lambda m: (natural_key(m.name), m.name),
     )
-    info_member = _comicinfo_member(members)
-    info: _ComicInfo | None = None
+    if not images:
+        # A comic without a page is an empty or broken archive, not a book to list.
+        raise ParseError(f"not a readable {fmt.upper()}: the archive holds no page images")
+    # Every metadata dialect present is read; ComicInfo leads, the others fill its gaps.
+    found: list[_ComicInfo] = []
     extra: dict[str, str] = {}
-    if info_member is not None:
-        data = backend.read(info_member, MAX_COMICINFO_BYTES, "ComicInfo.xml")
+    for filename, read, label in _XML_DIALECTS:
+        member = _metadata_member(members, filename)
+        if member is None:
+            continue
+        data = backend.read(member, MAX_COMICINFO_BYTES, member.name.rpartition("/")[2])
         try:
-            info = _read_comicinfo(parse_xml(data))
+            found.append(read(parse_xml(data)))
         except UnsafeXMLError:
             raise
         except ParseError as exc:
             # A sloppy tagger's XML costs the metadata, not the comic.
-            extra["comicinfo_error"] = str(exc)
+            extra[f"{label}_error"] = str(exc)
+    comment = backend.comment()
+    if comment:
+        try:
+            cbi = _read_comicbookinfo(comment)
+        except ParseError as exc:
+            extra["comicbookinfo_error"] = str(exc)
+        else:
+            if cbi is not None:
+                found.append(cbi)
+    info = _combine(found) if found else None
     if info is not None:
-        extra.update(info.extra)
+        extra = {**info.extra, **extra}
 
     page_count = info.page_count if info is not None and info.page_count else len(images)
-    cover_index = info.cover_index if info is not None else None
-    cover = _cover(backend, images, cover_index)
+    cover = _cover(backend, images, _cover_index(info, images) if info is not None else None)
     if info is None:
         return Metadata(format=fmt, page_count=page_count, cover=cover, extra=extra)
     return Metadata(
@@ -474,15 +615,33 @@ def _read_comic(backend: _Backend, fmt: str) -> Metadata:
         cover=cover,
         page_count=page_count,
         extra=extra,
+        age_rating=info.age_rating,
+        reading_direction=info.reading_direction,
+        web_link=info.web_link,
+        volume=info.volume,
+        volume_count=info.volume_count,
+        issue_count=info.issue_count,
+        subjects=info.subjects,
     )
 
 
-def _comicinfo_member(members: list[_Member]) -> _Member | None:
-    """ComicInfo.xml in any case; the one nearest the archive root wins."""
-    found = [m for m in members if m.name.rpartition("/")[2].casefold() == "comicinfo.xml"]
+def _metadata_member(members: list[_Member], filename: str) -> _Member | None:
+    """`filename` (lower case) in any case; the one nearest the archive root wins."""
+    found = [m for m in members if m.name.rpartition("/")[2].casefold() == filename]
     if not found:
         return None
     return min(found, key=lambda m: (m.name.count("/"), natural_key(m.name), m.name))
+
+
+def _cover_index(info: _ComicInfo, images: list[_Member]) -> int | None:
+    if info.cover_index is not None:
+        return info.cover_index
+    if info.cover_name:
+        wanted = info.cover_name.rpartition("/")[2].casefold()
+        for index, image in enumerate(images):
+            if image.name.rpartition("/")[2].casefold() == wanted:
+                return index
+    return None
 
 
 def _cover(backend: _Backend, images: list[_Member], index: int | None) -> CoverImage | None:
@@ -511,6 +670,8 @@ def _cover(backend: _Backend, images: list[_Member], index: int | None) -> Cover
 
 @dataclass(slots=True)
 class _ComicInfo:
+    """What one metadata dialect (ComicInfo, MetronInfo, CoMet, ComicBookInfo) says."""
+
     title: str | None = None
     contributors: tuple[Contributor, ...] = ()
     series: tuple[SeriesEntry, ...] = ()
@@ -524,6 +685,48 @@ class _ComicInfo:
     page_count: int | None = None
     cover_index: int | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    # comics (issue 10)
+    age_rating: str | None = None
+    reading_direction: ReadingDirection | None = None
+    web_link: str | None = None
+    volume: int | None = None
+    volume_count: int | None = None
+    issue_count: int | None = None
+    subjects: tuple[Subject, ...] = ()
+    cover_name: str | None = None  # CoMet names its cover image instead of counting pages
+
+
+def _combine(found: list[_ComicInfo]) -> _ComicInfo:
+    """Field by field, the first dialect that says something wins (ComicInfo first).
+
+    Identifiers are pooled (each dialect may know another one); each subject kind, like
+    the credits, comes whole from one dialect so two spellings of one list never mix.
+    """
+    if len(found) == 1:
+        return found[0]
+    out = _ComicInfo()
+    for f in fields(_ComicInfo):
+        if f.name in ("identifiers", "subjects", "extra"):
+            continue
+        value = next((v for v in (getattr(i, f.name) for i in found) if _said(v)), None)
+        if value is not None:
+            setattr(out, f.name, value)
+    out.identifiers = tuple(dict.fromkeys(x for i in found for x in i.identifiers))
+    subjects: list[Subject] = []
+    for kind in SubjectKind:
+        subjects.extend(next((of for of in (_of_kind(i, kind) for i in found) if of), []))
+    out.subjects = tuple(subjects)
+    for info in reversed(found):
+        out.extra.update(info.extra)
+    return out
+
+
+def _said(value: object) -> bool:
+    return value is not None and value != () and value != ""
+
+
+def _of_kind(info: _ComicInfo, kind: SubjectKind) -> list[Subject]:
+    return [s for s in info.subjects if s.kind is kind]
 
 
 def _local(tag: object) -> str:
@@ -553,13 +756,19 @@ def _read_comicinfo(root: etree._Element) -> _ComicInfo:
         extra["number"] = raw_number  # "1a", "½": not a number, but worth keeping
     if series_name:
         out.series = (SeriesEntry(series_name, number),)
-    for key in ("volume", "count", "imprint"):
-        value = clean(fields.get(key))
-        if value:
-            extra[key] = value
-    web = clean(fields.get("web"))
-    if web:
-        extra["web"] = web
+    imprint = clean(fields.get("imprint"))
+    if imprint:
+        extra["imprint"] = imprint
+    out.volume = _count(fields.get("volume"))
+    if out.volume is None and clean(fields.get("volume")):
+        extra["volume"] = clean(fields.get("volume")) or ""
+    out.issue_count = _count(fields.get("count"))
+    # ComicInfo 2.1 allows several space-separated links; the first is the book's page.
+    out.web_link = clean(next(iter((fields.get("web") or "").split()), None))
+    out.age_rating = _age_rating(fields.get("agerating"))
+    manga = (clean(fields.get("manga")) or "").casefold()
+    if manga == "yesandrighttoleft":
+        out.reading_direction = ReadingDirection.RTL
     out.description = clean(strip_html(fields.get("summary")), multiline=True)
     out.publisher = clean(fields.get("publisher"))
     out.release_date = _date(fields.get("year"), fields.get("month"), fields.get("day"))
@@ -569,6 +778,23 @@ def _read_comicinfo(root: etree._Element) -> _ComicInfo:
     gtin = clean(fields.get("gtin"))
     if gtin:
         out.identifiers = _gtin(gtin)
+    arcs = _split_list(fields.get("storyarc"), dedupe=False)
+    arc_numbers = [p.strip() for p in (fields.get("storyarcnumber") or "").split(",")]
+    subjects = [
+        Subject(
+            SubjectKind.STORY_ARC,
+            arc,
+            series_number(arc_numbers[i]) if i < len(arc_numbers) else None,
+        )
+        for i, arc in enumerate(arcs)
+    ]
+    for element, kind in (
+        ("characters", SubjectKind.CHARACTER),
+        ("teams", SubjectKind.TEAM),
+        ("locations", SubjectKind.LOCATION),
+    ):
+        subjects.extend(Subject(kind, name) for name in _split_list(fields.get(element)))
+    out.subjects = _unique_subjects(subjects)
 
     people: list[Contributor] = []
     for element, role in _CREATOR_ROLES:
@@ -583,6 +809,324 @@ def _read_comicinfo(root: etree._Element) -> _ComicInfo:
     return out
 
 
+# ---------------------------------------------------------------------------
+# MetronInfo.xml, CoMet.xml and ComicBookInfo (issue 10)
+# ---------------------------------------------------------------------------
+
+
+def _children(parent: etree._Element | None, local: str) -> list[etree._Element]:
+    if parent is None:
+        return []
+    return [el for el in parent if _local(el.tag) == local]
+
+
+def _child_text(parent: etree._Element | None, local: str) -> str | None:
+    found = _children(parent, local)
+    return clean("".join(found[0].itertext())) if found else None
+
+
+def _read_metroninfo(root: etree._Element) -> _ComicInfo:
+    """MetronInfo 1.0 and 2.0: nested elements (Series/Name, Arcs/Arc, Credits/Credit)."""
+    if _local(root.tag) != "metroninfo":
+        raise ParseError(f"MetronInfo.xml has root <{_local(root.tag)}>, not <MetronInfo>")
+    top: dict[str, etree._Element] = {}
+    for el in root:
+        top.setdefault(_local(el.tag), el)
+
+    def text(local: str) -> str | None:
+        el = top.get(local)
+        return clean("".join(el.itertext())) if el is not None else None
+
+    out = _ComicInfo()
+    series = top.get("series")
+    stories = [
+        t
+        for t in (clean("".join(s.itertext())) for s in _children(top.get("stories"), "story"))
+        if t
+    ]
+    out.title = text("collectiontitle") or ("; ".join(stories) if stories else None)
+    number = series_number(text("number"))
+    if series is not None:
+        name = _child_text(series, "name") or (clean(series.text) if len(series) == 0 else None)
+        if name:
+            out.series = (SeriesEntry(name, number),)
+        out.volume = _count(_child_text(series, "volume") or series.get("volume"))
+        out.issue_count = _count(_child_text(series, "issuecount"))
+        out.volume_count = _count(_child_text(series, "volumecount"))
+        out.language = clean(series.get("lang"))
+    publisher = top.get("publisher")
+    if publisher is not None:
+        out.publisher = _child_text(publisher, "name") or clean(publisher.text)
+    out.description = clean(strip_html(text("summary")), multiline=True)
+    out.release_date = normalise_date(text("coverdate") or text("storedate"))
+    out.genres = _unique_texts(_children(top.get("genres"), "genre"))
+    out.tags = _unique_texts(_children(top.get("tags"), "tag"))
+    out.age_rating = _age_rating(text("agerating"))
+    urls = _children(top.get("urls"), "url")
+    primary = [u for u in urls if (u.get("primary") or "").lower() == "true"] or urls
+    out.web_link = clean("".join(primary[0].itertext())) if primary else text("url")
+    identifiers: list[Identifier] = []
+    gtin = top.get("gtin")
+    isbn = _child_text(gtin, "isbn")
+    if isbn:
+        identifiers.extend(classify_identifier(isbn, "isbn"))  # a wrong checksum is dropped
+    upc = _child_text(gtin, "upc")
+    if upc:
+        identifiers.extend(_barcode(upc))
+    for el in _children(top.get("ids"), "id"):
+        value = clean("".join(el.itertext()))
+        source = (clean(el.get("source")) or "").casefold().replace(" ", "")
+        if value and source:
+            identifiers.append(Identifier(source, value))
+    out.identifiers = tuple(dict.fromkeys(identifiers))
+    subjects = [
+        Subject(SubjectKind.STORY_ARC, name, series_number(_child_text(arc, "number")))
+        for arc in _children(top.get("arcs"), "arc")
+        if (name := _child_text(arc, "name"))
+    ]
+    for group, item, kind in (
+        ("characters", "character", SubjectKind.CHARACTER),
+        ("teams", "team", SubjectKind.TEAM),
+        ("locations", "location", SubjectKind.LOCATION),
+    ):
+        subjects.extend(Subject(kind, n) for n in _unique_texts(_children(top.get(group), item)))
+    out.subjects = _unique_subjects(subjects)
+    people: list[Contributor] = []
+    for credit in _children(top.get("credits"), "credit"):
+        creator = _child_text(credit, "creator")
+        if not creator:
+            continue
+        roles = [clean("".join(r.itertext())) for r in _children(_first(credit, "roles"), "role")]
+        for role in [r for r in roles if r] or ["contributor"]:
+            people.append(Contributor(name=creator, role=_comic_role(role)))
+    out.contributors = tuple(dict.fromkeys(people))
+    page_count = _int(text("pagecount"))
+    out.page_count = page_count if page_count and 0 < page_count <= _MAX_PAGE_COUNT else None
+    pages = top.get("pages")
+    out.cover_index = _front_cover(pages) if pages is not None else None
+    return out
+
+
+def _first(parent: etree._Element, local: str) -> etree._Element | None:
+    found = _children(parent, local)
+    return found[0] if found else None
+
+
+# CoMet credit elements and the role words the catalogue stores.
+_COMET_ROLES = MappingProxyType(
+    {
+        "writer": "writer",
+        "penciller": "penciller",
+        "inker": "inker",
+        "colorist": "colorist",
+        "letterer": "letterer",
+        "coverdesigner": "cover_artist",
+        "editor": "editor",
+        "creator": "contributor",
+    }
+)
+
+
+def _read_comet(root: etree._Element) -> _ComicInfo:
+    """CoMet: a flat list of elements, repeated for lists (character, genre, writer, ...)."""
+    if _local(root.tag) != "comet":
+        raise ParseError(f"CoMet.xml has root <{_local(root.tag)}>, not <comet>")
+    values: dict[str, list[str]] = {}
+    for el in root:
+        local = _local(el.tag)
+        value = clean("".join(el.itertext()))
+        if local and value:
+            values.setdefault(local, []).append(value)
+
+    def one(local: str) -> str | None:
+        found = values.get(local)
+        return found[0] if found else None
+
+    out = _ComicInfo()
+    out.title = one("title")
+    series_name = one("series")
+    if series_name:
+        out.series = (SeriesEntry(series_name, series_number(one("issue"))),)
+    out.volume = _count(one("volume"))
+    out.description = clean(strip_html(one("description")), multiline=True)
+    out.publisher = one("publisher")
+    out.release_date = normalise_date(one("date"))
+    out.language = _language(one("language"))
+    out.genres = tuple(dict.fromkeys(values.get("genre", ())))
+    out.age_rating = _age_rating(one("rating"))
+    direction = (one("readingdirection") or "").casefold()
+    if direction in ("ltr", "rtl"):
+        out.reading_direction = ReadingDirection(direction)
+    identifier = one("identifier")
+    if identifier:
+        out.identifiers = _comic_identifier(identifier)
+    out.subjects = _unique_subjects(
+        [Subject(SubjectKind.CHARACTER, c) for c in values.get("character", ())]
+    )
+    out.contributors = tuple(
+        Contributor(name=person, role=role)
+        for element, role in _COMET_ROLES.items()
+        for person in dict.fromkeys(values.get(element, ()))
+    )
+    pages = _int(one("pages"))
+    out.page_count = pages if pages and 0 < pages <= _MAX_PAGE_COUNT else None
+    out.cover_name = one("coverimage")
+    return out
+
+
+def _read_comicbookinfo(comment: bytes) -> _ComicInfo | None:
+    """ComicBookInfo: JSON in the archive comment; None when the comment is something else."""
+    text = comment.decode("utf-8", "replace").strip()
+    if not text.startswith("{") or "ComicBookInfo/1" not in text:
+        return None
+    try:
+        document = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise ParseError(f"ComicBookInfo comment is not valid JSON: {_one_line(exc)}") from None
+    body = (
+        next((v for k, v in document.items() if k.startswith("ComicBookInfo/1")), None)
+        if isinstance(document, dict)
+        else None
+    )
+    if not isinstance(body, dict):
+        raise ParseError("ComicBookInfo comment has no ComicBookInfo/1.0 object")
+
+    def text_of(key: str) -> str | None:
+        value = body.get(key)
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            return None
+        return clean(str(value))
+
+    out = _ComicInfo()
+    out.title = text_of("title")
+    series_name = text_of("series")
+    if series_name:
+        out.series = (SeriesEntry(series_name, series_number(text_of("issue"))),)
+    out.publisher = text_of("publisher")
+    out.release_date = _date(text_of("publicationYear"), text_of("publicationMonth"), None)
+    out.volume = _count(text_of("volume"))
+    out.issue_count = _count(text_of("numberOfIssues"))
+    out.volume_count = _count(text_of("numberOfVolumes"))
+    out.language = _language(text_of("language"))
+    out.description = clean(strip_html(text_of("comments")), multiline=True)
+    out.genres = _split_list(text_of("genre"))
+    tags = body.get("tags")
+    if isinstance(tags, list):
+        out.tags = tuple(
+            dict.fromkeys(t for t in (clean(str(x)) for x in tags if isinstance(x, str)) if t)
+        )
+    credits = body.get("credits")
+    people: list[Contributor] = []
+    for credit in credits if isinstance(credits, list) else ():
+        if not isinstance(credit, dict) or not isinstance(credit.get("person"), str):
+            continue
+        name = clean(credit["person"])
+        role = credit.get("role")
+        if name:
+            people.append(Contributor(name, _comic_role(role if isinstance(role, str) else "")))
+    out.contributors = tuple(dict.fromkeys(people))
+    return out
+
+
+# Credit roles as MetronInfo and ComicBookInfo spell them, to the catalogue's role words.
+_ROLE_WORDS = MappingProxyType(
+    {
+        "writer": "writer",
+        "script": "writer",
+        "scripter": "writer",
+        "story": "writer",
+        "plot": "writer",
+        "author": "writer",
+        "penciller": "penciller",
+        "penciler": "penciller",
+        "pencils": "penciller",
+        "artist": "artist",
+        "inker": "inker",
+        "inks": "inker",
+        "colorist": "colorist",
+        "colourist": "colorist",
+        "colors": "colorist",
+        "letterer": "letterer",
+        "letters": "letterer",
+        "cover": "cover_artist",
+        "cover artist": "cover_artist",
+        "coverartist": "cover_artist",
+        "cover designer": "cover_artist",
+        "editor": "editor",
+        "translator": "translator",
+    }
+)
+
+
+def _comic_role(raw: str) -> str:
+    """A known credit becomes its role word; anything else is a plain "contributor"."""
+    return _ROLE_WORDS.get(" ".join(raw.casefold().split()), "contributor")
+
+
+# CoMet and ComicBookInfo often name the language in English instead of an ISO code.
+_LANGUAGE_NAMES = MappingProxyType(
+    {
+        "english": "en", "french": "fr", "german": "de", "spanish": "es", "italian": "it",
+        "japanese": "ja", "portuguese": "pt", "dutch": "nl", "russian": "ru", "chinese": "zh",
+        "korean": "ko", "polish": "pl", "swedish": "sv", "danish": "da", "norwegian": "no",
+        "finnish": "fi", "czech": "cs", "hungarian": "hu", "turkish": "tr", "arabic": "ar",
+        "greek": "el", "hebrew": "he", "indonesian": "id", "vietnamese": "vi", "thai": "th",
+    }
+)  # fmt: skip
+
+
+def _language(value: str | None) -> str | None:
+    text = clean(value)
+    if text is None:
+        return None
+    return _LANGUAGE_NAMES.get(text.casefold(), text)
+
+
+def _age_rating(value: str | None) -> str | None:
+    text = clean(value)
+    return None if text is None or text.casefold() == "unknown" else text
+
+
+def _count(value: str | None) -> int | None:
+    """A volume or issue count: a positive integer a database column holds, else None."""
+    number = _int(value)
+    return number if number is not None and 0 < number < 2**31 else None
+
+
+def _unique_texts(elements: list[etree._Element]) -> tuple[str, ...]:
+    """One value per element (commas are part of a name here); duplicates and blanks dropped."""
+    seen: set[str] = set()
+    result: list[str] = []
+    for el in elements:
+        item = clean("".join(el.itertext()))
+        if item and item.casefold() not in seen:
+            seen.add(item.casefold())
+            result.append(item)
+    return tuple(result)
+
+
+def _unique_subjects(subjects: list[Subject]) -> tuple[Subject, ...]:
+    seen: set[tuple[SubjectKind, str]] = set()
+    result: list[Subject] = []
+    for subject in subjects:
+        key = (subject.kind, subject.name.casefold())
+        if key not in seen:
+            seen.add(key)
+            result.append(subject)
+    return tuple(result)
+
+
+_CVDB_RE = re.compile(r"^CVDB(\d+)$", re.IGNORECASE)
+
+
+def _comic_identifier(value: str) -> tuple[Identifier, ...]:
+    """comicbox and ComicTagger write a Comic Vine issue id as "CVDB<id>"."""
+    match = _CVDB_RE.match(value.strip())
+    if match:
+        return (Identifier("comicvine", match.group(1)),)
+    return _gtin(value)
+
+
 def _front_cover(pages: etree._Element) -> int | None:
     for page in pages:
         if _local(page.tag) != "page":
@@ -593,15 +1137,19 @@ def _front_cover(pages: etree._Element) -> int | None:
     return None
 
 
-def _split_list(value: str | None) -> tuple[str, ...]:
-    """ComicInfo lists are comma-separated; duplicates and blanks are dropped."""
+def _split_list(value: str | None, *, dedupe: bool = True) -> tuple[str, ...]:
+    """ComicInfo lists are comma-separated; duplicates and blanks are dropped.
+
+    `dedupe=False` keeps every non-blank item in place, for lists that pair up with
+    another (StoryArc with StoryArcNumber).
+    """
     if not value:
         return ()
     seen: set[str] = set()
     result: list[str] = []
     for piece in value.split(","):
         item = clean(piece)
-        if item and item.casefold() not in seen:
+        if item and (not dedupe or item.casefold() not in seen):
             seen.add(item.casefold())
             result.append(item)
     return tuple(result)
@@ -629,6 +1177,14 @@ def _date(year: str | None, month: str | None, day: str | None) -> str | None:
     return normalise_date(text)
 
 
+def _barcode(value: str) -> tuple[Identifier, ...]:
+    """A UPC/EAN as MetronInfo gives it: digits of a barcode length, or nothing."""
+    compact = _GTIN_JUNK_RE.sub("", value)
+    if compact.isascii() and compact.isdigit() and len(compact) in (8, 12, 13, 14):
+        return classify_identifier(compact, "isbn") or (Identifier("gtin", compact),)
+    return ()
+
+
 def _gtin(value: str) -> tuple[Identifier, ...]:
     """A GTIN is an EAN/UPC barcode; an ISBN-13 one is the book's ISBN."""
     compact = _GTIN_JUNK_RE.sub("", value)
@@ -639,3 +1195,11 @@ def _gtin(value: str) -> tuple[Identifier, ...]:
         if compact.isdigit() and len(compact) in (8, 12, 13, 14):
             return (Identifier("gtin", compact),)
     return classify_identifier(value, None)
+
+
+# Metadata members a comic may carry (lower-case names), in the order they lead.
+_XML_DIALECTS: tuple[tuple[str, Callable[[etree._Element], _ComicInfo], str], ...] = (
+    ("comicinfo.xml", _read_comicinfo, "comicinfo"),
+    ("metroninfo.xml", _read_metroninfo, "metroninfo"),
+    ("comet.xml", _read_comet, "comet"),
+)

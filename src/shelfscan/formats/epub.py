@@ -8,6 +8,7 @@ names are never used, and any failure surfaces as one `ParseError`.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import io
 import os
@@ -53,18 +54,56 @@ _NCX_MEDIA_TYPE = "application/x-dtbncx+xml"
 _URL_SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 _ENTITY_TEXT_RE = re.compile(r"^&[A-Za-z][A-Za-z0-9]*;$")
 
+# MARC relator codes (and the words some writers put instead) to the catalogue's role words.
+# A code not listed here becomes "contributor": the person stays, a raw code never leaks.
+# Production credits (markup, proofreading, typography, ...) become "producer", which the
+# merge drops like calibre's own credit: nobody looks a book up by its proofreader.
 _ROLE_WORDS = MappingProxyType(
     {
         "aut": "author",
+        "cre": "author",
+        "author": "author",
         "edt": "editor",
+        "edc": "editor",
+        "red": "editor",
+        "editor": "editor",
         "trl": "translator",
+        "translator": "translator",
         "ill": "illustrator",
+        "illustrator": "illustrator",
         "nrt": "narrator",
+        "narrator": "narrator",
         "art": "artist",
+        "artist": "artist",
         "aui": "introduction",
+        "aft": "afterword",
+        "wpr": "preface",
+        "ann": "annotator",
+        "cmm": "commentator",
+        "com": "compiler",
+        "adp": "adapter",
+        "abr": "abridger",
+        "clr": "colorist",
+        "cov": "cover_artist",
+        "pht": "photographer",
+        "ctg": "cartographer",
+        "lyr": "lyricist",
+        "cmp": "composer",
+        "prf": "performer",
         "ctb": "contributor",
-        "bkp": "producer",
         "pbl": "publisher",
+        "bkp": "producer",
+        "pro": "producer",
+        "prd": "producer",
+        "mrk": "producer",
+        "pfr": "producer",
+        "tyd": "producer",
+        "tyg": "producer",
+        "bkd": "producer",
+        "mdc": "producer",
+        "blw": "producer",
+        "trc": "producer",
+        "dtc": "producer",
     }
 )
 # ONIX code list 5 values that name identifier schemes we normalise.
@@ -131,6 +170,8 @@ def _parse_stream(fh: BinaryIO, size: int, fmt: str, with_chapters: bool) -> Met
         return _parse(archive, fmt, with_chapters)
     except ziplite.Unsupported:
         pass  # zip64, exotic compression: the stdlib reader handles those
+    except ziplite.NoDirectory as exc:
+        return _salvage(fh, size, fmt, with_chapters, exc)
     fh.seek(0)
     with zipfile.ZipFile(fh) as zf:
         return _parse(
@@ -138,6 +179,29 @@ def _parse_stream(fh: BinaryIO, size: int, fmt: str, with_chapters: bool) -> Met
             fmt,
             with_chapters,
         )
+
+
+def _salvage(
+    fh: BinaryIO, size: int, fmt: str, with_chapters: bool, damage: ziplite.NoDirectory
+) -> Metadata:
+    """A truncated EPUB whose package document survived the cut is still a book.
+
+    Its members are found from their local headers; when the container and the
+    OPF are among them the book is read as usual and the damage becomes the
+    file's warning. Otherwise the EPUB is unreadable, for the original reason.
+    """
+    members = ziplite.salvage(fh, size)
+    lite = ziplite.ZipLite.over(fh, members)
+    archive = _Archive(((m.filename, m) for m in members), lite.read)
+    try:
+        metadata = _parse(archive, fmt, with_chapters)
+    except (ParseError, ziplite.BadZip, ziplite.Unsupported):
+        raise ParseError(f"not a readable EPUB (bad zip): {_one_line(damage)}") from None
+    warning = (
+        f"damaged zip ({_one_line(damage)}): read from the {len(members)} whole members "
+        "before the damage"
+    )
+    return dataclasses.replace(metadata, warning=warning)
 
 
 def metadata_from_opf(package_xml: bytes, *, fmt: str = "opf") -> Metadata:
@@ -362,6 +426,7 @@ class _MetaFields:
         "publisher",
         "release_date",
         "series",
+        "sort_title",
         "subtitle",
         "title",
     )
@@ -379,6 +444,7 @@ class _MetaFields:
         self.identifiers: tuple[Identifier, ...] = ()
         self.modified: str | None = None
         self.cover_ref: str | None = None
+        self.sort_title: str | None = None
 
     def to_metadata(
         self,
@@ -405,6 +471,7 @@ class _MetaFields:
             chapters=chapters,
             cover=cover,
             extra=extra,
+            sort_title=self.sort_title,
         )
 
 
@@ -422,6 +489,7 @@ def _read_metadata(metadata: etree._Element) -> _MetaFields:
     series_raw: list[tuple[str, str | None, str | None]] = []
     calibre_index: str | None = None
     calibre_series_at: int | None = None
+    title_sort: str | None = None
     out = _MetaFields()
 
     for el in metadata.iter():
@@ -470,6 +538,8 @@ def _read_metadata(metadata: etree._Element) -> _MetaFields:
                 series_raw.append((_text(el), None, None))
             elif prop == "calibre:series_index":
                 calibre_index = _text(el)
+            elif prop == "calibre:title_sort":
+                title_sort = _text(el)
             continue
         name = (el.get("name") or "").strip().lower()
         if name == "calibre:series":
@@ -477,6 +547,8 @@ def _read_metadata(metadata: etree._Element) -> _MetaFields:
             series_raw.append((el.get("content") or "", None, None))
         elif name == "calibre:series_index":
             calibre_index = el.get("content")
+        elif name == "calibre:title_sort":
+            title_sort = el.get("content")
         elif name == "cover" and out.cover_ref is None:
             out.cover_ref = (el.get("content") or "").strip() or None
 
@@ -484,10 +556,12 @@ def _read_metadata(metadata: etree._Element) -> _MetaFields:
         raw_name = series_raw[calibre_series_at][0]
         series_raw[calibre_series_at] = (raw_name, calibre_index, None)
 
-    out.title, out.subtitle = _titles(titles, refinements)
+    out.title, out.subtitle, title_file_as = _titles(titles, refinements)
+    # calibre's sort title is the user's choice; the title's file-as is the publisher's.
+    out.sort_title = clean(title_sort) or title_file_as if out.title else None
     out.contributors = _contributors(people, refinements)
     out.series = _series(series_raw, refinements)
-    out.genres = _unique(clean(s) for s in subjects)
+    out.genres = _unique(clean(s) for s in _split_subjects(subjects))
     for el in descriptions:
         out.description = clean(strip_html(_text(el)), multiline=True)
         if out.description:
@@ -508,25 +582,44 @@ def _refined(refinements: _Refinements, el: etree._Element, prop: str) -> list[s
 
 def _titles(
     titles: list[etree._Element], refinements: _Refinements
-) -> tuple[str | None, str | None]:
-    main: str | None = None
+) -> tuple[str | None, str | None, str | None]:
+    """(title, subtitle, the title's file-as sort form)."""
+    main: etree._Element | None = None
     subtitle: str | None = None
-    untyped: str | None = None
-    first: str | None = None
+    untyped: etree._Element | None = None
+    first: etree._Element | None = None
+    values: dict[etree._Element, str] = {}
     for el in titles:
         value = clean(_text(el))
         if not value:
             continue
+        values[el] = value
         kinds = {kind.lower() for kind in _refined(refinements, el, "title-type")}
         if first is None:
-            first = value
+            first = el
         if "main" in kinds and main is None:
-            main = value
+            main = el
         elif "subtitle" in kinds and subtitle is None:
             subtitle = value
         elif not kinds and untyped is None:
-            untyped = value
-    return main or untyped or first, subtitle
+            untyped = el
+    chosen = main if main is not None else untyped if untyped is not None else first
+    if chosen is None:
+        return None, subtitle, None
+    file_as = _attr(chosen, "file-as") or next(iter(_refined(refinements, chosen, "file-as")), None)
+    return values[chosen], subtitle, clean(file_as)
+
+
+def _split_subjects(subjects: list[str]) -> list[str]:
+    """A lone dc:subject "Fantasy, Adventure" is two genres, as calibre reads it.
+
+    Only a lone subject is split (a book with several subjects has already listed
+    them one by one), and never a subject heading with "--" (LCSH: "Carter, John
+    (Fictitious character)--Fiction"), whose commas belong to names.
+    """
+    if len(subjects) != 1 or "--" in subjects[0]:
+        return subjects
+    return re.split(r"[,;]", subjects[0])
 
 
 def _contributors(
@@ -551,7 +644,7 @@ def _contributors(
         # Entries with a display-seq come first in that order, then the rest as written.
         key = (0, seq) if seq is not None else (1, position)
         contributor = Contributor(
-            name=name, role=clean(_ROLE_WORDS.get(code, code)) or code, sort_name=clean(file_as)
+            name=name, role=_ROLE_WORDS.get(code, "contributor"), sort_name=clean(file_as)
         )
         ranked.append((key, contributor))
     ranked.sort(key=lambda pair: pair[0])

@@ -24,6 +24,7 @@ __all__ = [
 _ISBN_SCHEMES = frozenset({"isbn", "isbn10", "isbn-10", "isbn13", "isbn-13", "isbn_10", "isbn_13"})
 _ASIN_SCHEMES = frozenset({"asin", "mobi-asin", "amazon", "amazon_asin", "amzn"})
 _UUID_SCHEMES = frozenset({"uuid", "urn:uuid"})
+_AMAZON_URNS = ("urn:amazon:asin:", "urn:amazon:", "urn:asin:")
 # Schemes that say nothing about the value, so a self-describing prefix may decide.
 _GENERIC_SCHEMES = frozenset({"", "urn", "uri", "url", "xsd:string", "dcterms:uri"})
 # calibre writes EPUB 3 identifiers as "type:value" text with no scheme attribute.
@@ -144,6 +145,10 @@ def classify_identifier(value: str, scheme: str | None) -> tuple[Identifier, ...
     if lowered.startswith("urn:uuid:"):
         uid = normalise_uuid(text)
         return (Identifier("uuid", uid),) if uid else ()
+    for prefix in _AMAZON_URNS:
+        if lowered.startswith(prefix):
+            # calibre and Kindle tools write "urn:amazon:B00..."; the value is the ASIN.
+            return _by_scheme(text[len(prefix) :].strip(), "asin")
 
     key = " ".join(scheme.split()).lower() if scheme else ""
     if key and key not in _GENERIC_SCHEMES:

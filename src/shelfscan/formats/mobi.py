@@ -110,6 +110,19 @@ class _Records:
         data = self.handle.read(span[1] - span[0])
         return data if len(data) == span[1] - span[0] else None
 
+    def read_first_salvaged(self, cap: int) -> bytes | None:
+        """Record 0 when the table says it ends past the file or before it starts.
+
+        A truncated download or a broken record table still has its record 0 at the
+        start of the file; what is present of it (at most `cap`) is read.
+        """
+        start = self.offsets[0]
+        if not _PDB_HEADER <= start < self.file_size:
+            return None
+        self.handle.seek(start)
+        data = self.handle.read(min(cap, self.file_size - start))
+        return data or None
+
 
 @dataclass(slots=True)
 class _Header:
@@ -122,6 +135,7 @@ class _Header:
     locale: int | None = None
     first_image: int | None = None
     exth: dict[int, list[bytes]] = field(default_factory=dict)
+    damage: list[str] = field(default_factory=list)  # what could not be read, for the warning
 
 
 def _u32(data: bytes, offset: int, limit: int) -> int | None:
@@ -153,39 +167,62 @@ def _read_header(record0: bytes) -> _Header:
         and name_offset + name_length <= len(record0)
     ):
         out.full_name = record0[name_offset : name_offset + name_length]
+    if 16 + header_len > len(record0):
+        out.damage.append("MOBI header is cut short")
     out.locale = _u32(record0, 0x5C, limit)
     first_image = _u32(record0, 0x6C, limit)
     out.first_image = None if first_image in (None, _NO_INDEX) else first_image
     flags = _u32(record0, 0x80, limit)
     if flags is not None and flags & 0x40:
-        for kind, value in _exth_records(record0, 16 + header_len):
+        walk = _ExthWalk()
+        for kind, value in walk.records(record0, 16 + header_len):
             out.exth.setdefault(kind, []).append(value)
+        if walk.damage:
+            out.damage.append(walk.damage)
     return out
 
 
-def _exth_records(record0: bytes, start: int) -> Iterator[tuple[int, bytes]]:
-    """EXTH (type, value) pairs; stops at the first record whose length does not fit."""
-    if record0[start : start + 4] != b"EXTH" or start + 12 > len(record0):
-        return
-    exth_len, count = struct.unpack_from(">II", record0, start + 4)
-    end = min(start + exth_len, len(record0)) if exth_len >= 12 else len(record0)
-    pos = start + 12
-    for _ in range(min(count, MAX_EXTH_RECORDS)):
-        if pos + 8 > end:
+class _ExthWalk:
+    """Walks EXTH records and remembers why it stopped early, if it did."""
+
+    __slots__ = ("damage",)
+
+    def __init__(self) -> None:
+        self.damage: str | None = None
+
+    def records(self, record0: bytes, start: int) -> Iterator[tuple[int, bytes]]:
+        """EXTH (type, value) pairs; stops at the first record whose length does not fit."""
+        if record0[start : start + 4] != b"EXTH" or start + 12 > len(record0):
+            self.damage = "EXTH header flagged but missing"
             return
-        kind, length = struct.unpack_from(">II", record0, pos)
-        if length < 8 or pos + length > end:
-            return
-        yield kind, record0[pos + 8 : pos + length]
-        pos += length
+        exth_len, count = struct.unpack_from(">II", record0, start + 4)
+        end = min(start + exth_len, len(record0)) if exth_len >= 12 else len(record0)
+        pos = start + 12
+        for index in range(min(count, MAX_EXTH_RECORDS)):
+            if pos + 8 > end:
+                self.damage = f"EXTH block ends after {index} of {count} records"
+                return
+            kind, length = struct.unpack_from(">II", record0, pos)
+            if length < 8 or pos + length > end:
+                self.damage = f"EXTH record {index + 1} of {count} is malformed (length {length})"
+                return
+            yield kind, record0[pos + 8 : pos + length]
+            pos += length
 
 
 def _parse(handle: BinaryIO, name: str) -> Metadata:
     records = _Records(handle)
     record0 = records.read(0, MAX_RECORD0_BYTES)
+    damage: list[str] = []
     if record0 is None:
-        raise ParseError("MOBI record 0 lies outside the file")
+        record0 = records.read_first_salvaged(MAX_RECORD0_BYTES)
+        if record0 is None:
+            raise ParseError("MOBI record 0 lies outside the file")
+        damage.append("record table points past the end of the file (truncated?)")
     header = _read_header(record0)
+    if damage and record0[16:20] == b"MOBI" and header.damage[:1] == ["MOBI header is cut short"]:
+        raise ParseError("MOBI record 0 is cut short: the file is truncated")
+    damage.extend(header.damage)
     exth = header.exth
 
     def texts(kind: int) -> list[str]:
@@ -235,6 +272,7 @@ def _parse(handle: BinaryIO, name: str) -> Metadata:
         identifiers=_identifiers(texts(_ISBN), texts(_ASIN) + texts(_ASIN2)),
         cover=_cover(records, header),
         extra=extra,
+        warning="; ".join(damage) or None,
     )
 
 

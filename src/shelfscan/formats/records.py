@@ -11,6 +11,7 @@ import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -108,6 +109,36 @@ class AudioFacts:
     channels: int | None = None
 
 
+# books: comic subjects and reading direction (issue 10)
+class SubjectKind(StrEnum):
+    """What a comic's named subject is; the value is `subjects.kind` in the catalogue."""
+
+    STORY_ARC = "story_arc"
+    CHARACTER = "character"
+    TEAM = "team"
+    LOCATION = "location"
+
+    @property
+    def field(self) -> str:
+        """The export key and `field_sources` key of this kind ("characters", ...)."""
+        return f"{self.value}s"
+
+
+class ReadingDirection(StrEnum):
+    LTR = "ltr"
+    RTL = "rtl"
+
+
+@pickled_by_fields
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """A story arc (with its `number` in the arc), character, team or location of a comic."""
+
+    kind: SubjectKind
+    name: str
+    number: Decimal | None = None
+
+
 @pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Metadata:
@@ -133,3 +164,14 @@ class Metadata:
     extra: dict[str, str] = field(default_factory=dict)
     # audio technical
     audio: AudioFacts | None = None
+    # books: what EPUB, MOBI and comic files say beyond the common fields (issue 10)
+    sort_title: str | None = None  # as the file states it (EPUB file-as, calibre:title_sort)
+    warning: str | None = None  # damage read around: the file is usable, but not whole
+    # comics
+    age_rating: str | None = None
+    reading_direction: ReadingDirection | None = None
+    web_link: str | None = None
+    volume: int | None = None
+    volume_count: int | None = None
+    issue_count: int | None = None
+    subjects: tuple[Subject, ...] = ()

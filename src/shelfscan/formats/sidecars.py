@@ -81,7 +81,7 @@ def parse_metadata_opf(data: bytes) -> Metadata:
     """calibre's metadata.opf: the EPUB OPF rules, format "opf".
 
     Language stays as written ("eng"), dc:subject gives genres (calibre's tags),
-    calibre:title_sort is ignored, calibre:rating lands in extra["rating"], and
+    calibre:title_sort is the sort title, calibre:rating lands in extra["rating"], and
     calibre's own producer credit is dropped.
     """
     if len(data) > MAX_OPF_BYTES:

@@ -38,6 +38,13 @@ class BadZip(Exception):
     """Not a zip, or a damaged one; the message is one line."""
 
 
+class NoDirectory(BadZip):
+    """The central directory is missing or cut short (a truncated download, usually).
+
+    The members before the damage may still be whole: `salvage` finds them.
+    """
+
+
 class Member(NamedTuple):
     """One central-directory entry (a tuple: built per entry on the hot path)."""
 
@@ -67,7 +74,7 @@ class ZipLite:
             tail = fh.read(tail_len)
             at = tail.rfind(b"PK\x05\x06")
         if at < 0 or at + _EOCD.size > len(tail):
-            raise BadZip("no end-of-central-directory record")
+            raise NoDirectory("no end-of-central-directory record")
         _, disk, cd_disk, _, entries, cd_size, cd_offset, _ = _EOCD.unpack_from(tail, at)
         if disk or cd_disk or entries == 0xFFFF or cd_size == 0xFFFFFFFF or cd_offset == 0xFFFFFFFF:
             raise Unsupported("multi-disk or zip64 archive")
@@ -76,16 +83,16 @@ class ZipLite:
         # Data prepended to the archive (self-extractors) shifts every offset.
         shift = (size - tail_len + at) - (cd_offset + cd_size)
         if shift < 0:
-            raise BadZip("central directory lies outside the file")
+            raise NoDirectory("central directory lies outside the file")
         fh.seek(cd_offset + shift)
         directory = fh.read(cd_size)
         if len(directory) != cd_size:
-            raise BadZip("truncated central directory")
+            raise NoDirectory("truncated central directory")
         self.members: list[Member] = []
         pos = 0
         for _ in range(entries):
             if pos + _CENTRAL.size > cd_size:
-                raise BadZip("truncated central directory entry")
+                raise NoDirectory("truncated central directory entry")
             (
                 sig,
                 _,
@@ -114,6 +121,14 @@ class ZipLite:
             name = raw_name.decode("utf-8" if flags & 0x800 else "cp437", "replace")
             self.members.append(Member(name, method, flags, crc, csize, usize, offset + shift))
 
+    @classmethod
+    def over(cls, fh: BinaryIO, members: list[Member]) -> ZipLite:
+        """A reader over members found without the central directory (see `salvage`)."""
+        lite = cls.__new__(cls)
+        lite._fh = fh
+        lite.members = members
+        return lite
+
     def read(self, member: Member, cap: int) -> bytes:
         """The member's bytes, at most `cap` of them whatever the headers claim; CRC checked."""
         if member.flags & 0x1:
@@ -140,3 +155,98 @@ class ZipLite:
         if len(data) != member.file_size or zlib.crc32(data) != member.crc:
             raise BadZip(f"{member.filename} is truncated or damaged (bad CRC)")
         return data
+
+
+_DESCRIPTOR = b"PK\x07\x08"
+_SALVAGE_INFLATE_LIMIT = 256 * 1024 * 1024
+_SALVAGE_MAX_MEMBERS = 100_000
+
+
+def salvage(fh: BinaryIO, size: int) -> list[Member]:
+    """The whole members of a zip without its central directory, from their local headers.
+
+    Walks the local headers from the start of the file and keeps each member
+    whose data lies entirely inside the file; the walk ends at the first header
+    that is damaged or cut. A member written with a data descriptor (sizes after
+    the data) is inflated to find its end, within `_SALVAGE_INFLATE_LIMIT` bytes
+    in all. Only the salvage path pays for this: an intact zip never comes here.
+    """
+    members: list[Member] = []
+    pos = 0
+    budget = _SALVAGE_INFLATE_LIMIT
+    while pos + _LOCAL.size <= size and len(members) < _SALVAGE_MAX_MEMBERS:
+        fh.seek(pos)
+        header = fh.read(_LOCAL.size)
+        if len(header) != _LOCAL.size or header[:4] != b"PK\x03\x04":
+            break
+        _, _, flags, method, _, _, crc, csize, usize, nlen, elen = _LOCAL.unpack(header)
+        raw_name = fh.read(nlen)
+        data_at = pos + _LOCAL.size + nlen + elen
+        if len(raw_name) != nlen or flags & 0x1:
+            break
+        name = raw_name.decode("utf-8" if flags & 0x800 else "cp437", "replace")
+        if flags & 0x8:
+            if method == 0:
+                found = _stored_end(fh, data_at, size)
+            elif method == 8:
+                found = _inflate_to_end(fh, data_at, size, budget)
+            else:
+                break  # its end cannot be found, nor anything after it
+            if found is None:
+                break
+            csize, usize, crc = found
+            budget -= usize
+            end = data_at + csize
+            fh.seek(end)
+            descriptor = fh.read(16)
+            end += 16 if descriptor[:4] == _DESCRIPTOR else 12
+        else:
+            end = data_at + csize
+        if data_at + csize > size:
+            break  # this member is cut: it and everything after it are lost
+        members.append(Member(name, method, flags, crc, csize, usize, pos))
+        pos = end
+    return members
+
+
+_STORED_SEARCH = 16 * 1024 * 1024
+
+
+def _stored_end(fh: BinaryIO, start: int, size: int) -> tuple[int, int, int] | None:
+    """(size, size, CRC-32) of a stored member whose sizes follow its data, or None.
+
+    The end is the first data-descriptor signature whose recorded size and CRC
+    agree with the bytes before it; a lookalike inside the data fails the check.
+    """
+    fh.seek(start)
+    window = fh.read(min(_STORED_SEARCH, size - start))
+    at = window.find(_DESCRIPTOR)
+    while 0 <= at <= len(window) - 16:
+        crc, csize, usize = struct.unpack_from("<3L", window, at + 4)
+        if csize == usize == at and zlib.crc32(window[:at]) == crc:
+            return at, at, crc
+        at = window.find(_DESCRIPTOR, at + 1)
+    return None
+
+
+def _inflate_to_end(
+    fh: BinaryIO, start: int, size: int, budget: int
+) -> tuple[int, int, int] | None:
+    """(compressed size, size, CRC-32) of the deflate stream at `start`, or None if cut."""
+    fh.seek(start)
+    inflater = zlib.decompressobj(-15)
+    consumed = produced = crc = 0
+    while not inflater.eof:
+        chunk = fh.read(min(64 * 1024, size - start - consumed))
+        if not chunk:
+            return None
+        try:
+            out = inflater.decompress(chunk)
+        except _INFLATE_ERRORS:
+            return None
+        produced += len(out)
+        if produced > budget:
+            return None
+        crc = zlib.crc32(out, crc)
+        consumed += len(chunk) - len(inflater.unused_data)
+    return consumed, produced, crc

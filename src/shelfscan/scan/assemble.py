@@ -17,7 +17,7 @@ from shelfscan.catalogue.entities import EntityKey, EntityKind, EntityName, Enti
 from shelfscan.catalogue.known import KnownFile
 from shelfscan.catalogue.writer import AudioRow, BookRow, ChapterRow, CoverRow, FileRow
 from shelfscan.covers import StoredCover
-from shelfscan.formats.records import AudioFacts
+from shelfscan.formats.records import AudioFacts, Subject
 from shelfscan.scan.discovery import DiskFile
 from shelfscan.scan.merge import MergedBook, merge_book
 from shelfscan.scan.parse import ParseOutcome, SidecarData
@@ -103,8 +103,14 @@ class Assembler:
                 entity(self._key("tags", t), t)
             if m.publisher:
                 entity(self._key("publishers", m.publisher), m.publisher)
+            for subject in m.subjects:  # comics (issue 10)
+                entity(self._subject_key(subject), subject.name)
         ids = await self._resolver.resolve(wanted)
         return [self._row(parts, m, ids) for parts, m in zip(books, merged, strict=True)]
+
+    def _subject_key(self, subject: Subject) -> EntityKey:
+        key = self._key("subjects", subject.name)
+        return EntityKey("subjects", key.library_id, f"{subject.kind.value}:{key.key}")
 
     def _merge(self, parts: BookParts) -> MergedBook:
         lead = parts.files[0].disk.path
@@ -145,6 +151,7 @@ class Assembler:
                         ChapterRow(c.title, c.level, c.href, c.start_s) for c in meta.chapters
                     ),
                     audio=_audio_row(meta.audio),
+                    warning=meta.warning,
                 )
             )
         book_ids = Counter(p.known.book_id for p in parts.files if p.known)
@@ -157,7 +164,7 @@ class Assembler:
             book_id=book_ids.most_common(1)[0][0] if book_ids else None,
             library_id=self._library_id,
             title=m.title,
-            sort_title=names.sort_title(m.title, m.language),
+            sort_title=m.sort_title or names.sort_title(m.title, m.language),
             subtitle=m.subtitle,
             description=m.description,
             publisher_id=ids[self._key("publishers", m.publisher)] if m.publisher else None,
@@ -170,6 +177,14 @@ class Assembler:
             cover=cover,
             field_sources=sources,
             files=tuple(files),
+            # comics (issue 10)
+            age_rating=m.age_rating,
+            reading_direction=m.reading_direction.value if m.reading_direction else None,
+            web_link=m.web_link,
+            volume=m.volume,
+            volume_count=m.volume_count,
+            issue_count=m.issue_count,
+            subjects=tuple((ids[self._subject_key(s)], s.number) for s in m.subjects),
         )
 
     def error_row(

@@ -12,7 +12,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from shelfscan.formats.records import Contributor, Identifier, Metadata, SeriesEntry
+from shelfscan.formats.records import (
+    Contributor,
+    Identifier,
+    Metadata,
+    ReadingDirection,
+    SeriesEntry,
+    Subject,
+    SubjectKind,
+)
 from shelfscan.scan.parse import SidecarData
 
 SOURCES = ("manual", "sidecar", "embedded", "path")
@@ -33,6 +41,16 @@ class MergedBook:
     narrators: tuple[str, ...] | None  # None: each file keeps its own narrators
     identifiers: tuple[Identifier, ...]
     sources: dict[str, str] = field(default_factory=dict)
+    # books (issue 10): the sort title the title's own source states, else None (computed)
+    sort_title: str | None = None
+    # comics
+    age_rating: str | None = None
+    reading_direction: ReadingDirection | None = None
+    web_link: str | None = None
+    volume: int | None = None
+    volume_count: int | None = None
+    issue_count: int | None = None
+    subjects: tuple[Subject, ...] = ()
 
 
 def merge_book(
@@ -70,6 +88,19 @@ def merge_book(
 
     title = pick("title") or fallback_title
     sources.setdefault("title", "path")
+    # A sort title belongs to its title: a sidecar's title never takes an embedded sort title.
+    sort_title = next((meta.sort_title for _, meta in layers if meta.title), None)
+    if sort_title is not None:
+        sources["sort_title"] = sources["title"]
+    subjects: list[Subject] = []
+    for kind in SubjectKind:
+        # Each kind is its own field: the first source naming characters gives all of them.
+        for source, meta in layers:
+            found = [s for s in meta.subjects if s.kind is kind]
+            if found:
+                subjects.extend(found)
+                sources[kind.field] = source
+                break
     identifiers = [
         i for source, meta in layers[:sidecar_layers] for i in meta.identifiers if source
     ]
@@ -90,4 +121,12 @@ def merge_book(
         narrators=pick("narrators", only_sidecars=True),
         identifiers=tuple(dict.fromkeys(identifiers)),
         sources=sources,
+        sort_title=sort_title,
+        age_rating=pick("age_rating"),
+        reading_direction=pick("reading_direction"),
+        web_link=pick("web_link"),
+        volume=pick("volume"),
+        volume_count=pick("volume_count"),
+        issue_count=pick("issue_count"),
+        subjects=tuple(subjects),
     )
