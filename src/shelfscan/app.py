@@ -14,6 +14,7 @@ from shelfscan.config import Settings
 from shelfscan.jobs.events import JobEvents
 from shelfscan.jobs.queue import JobQueue
 from shelfscan.jobs.store import create_running_job
+from shelfscan.scan.discovery import IgnoreRules
 from shelfscan.scan.executor import ParseExecutor
 from shelfscan.scan.pipeline import Scanner, ScanOptions, ScanSummary
 from shelfscan.scan.progress import Progress, ProgressView, publish_progress
@@ -64,6 +65,7 @@ def scanner_for(
         workers=workers or settings.workers,
         chunk_size=settings.chunk_size,
         settle_s=settings.settle_s,
+        ignore=IgnoreRules.from_patterns(settings.ignore),
     )
     return Scanner(pool, executor, options)
 

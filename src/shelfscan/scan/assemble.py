@@ -7,7 +7,6 @@ the names are known.
 
 from __future__ import annotations
 
-import posixpath
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,9 +14,11 @@ from dataclasses import dataclass
 from shelfscan import names
 from shelfscan.catalogue.entities import EntityKey, EntityKind, EntityName, EntityResolver
 from shelfscan.catalogue.known import KnownFile
+from shelfscan.catalogue.pathcodec import display_path
 from shelfscan.catalogue.writer import BookRow, ChapterRow, CoverRow, FileRow
 from shelfscan.covers import StoredCover
 from shelfscan.scan.discovery import DiskFile
+from shelfscan.scan.grouping import file_stem
 from shelfscan.scan.merge import MergedBook, merge_book
 from shelfscan.scan.parse import ParseOutcome, SidecarData
 from shelfscan.scan.pathhints import metadata_from_path
@@ -97,10 +98,12 @@ class Assembler:
         return [self._row(parts, m, ids) for parts, m in zip(books, merged, strict=True)]
 
     def _merge(self, parts: BookParts) -> MergedBook:
-        lead = parts.files[0].disk.path
+        # Names that are not UTF-8 (old Samba shares) are read in their legacy code page here;
+        # the file row keeps the exact bytes.
+        lead = display_path(parts.files[0].disk.path)
         embedded = [p.outcome.metadata for p in parts.files if p.outcome.metadata is not None]
         return merge_book(
-            embedded, parts.sidecars, lambda: metadata_from_path(lead), title_from_path(lead)
+            embedded, parts.sidecars, lambda: metadata_from_path(lead), file_stem(lead)
         )
 
     def _row(self, parts: BookParts, m: MergedBook, ids: dict[EntityKey, int]) -> BookRow:
@@ -209,10 +212,5 @@ class Assembler:
 
 
 def title_from_path(path: str) -> str:
-    base = posixpath.basename(path)
-    lowered = base.lower()
-    for suffix in (".kepub.epub", ".fb2.zip"):
-        if lowered.endswith(suffix):
-            return base[: -len(suffix)] or base
-    stem, _ = posixpath.splitext(base)
-    return stem or base
+    """The last-resort title: the file name without its extension, in display text."""
+    return file_stem(display_path(path))

@@ -37,7 +37,7 @@ from shelfscan.catalogue.writer import BookRow, BookWriter
 from shelfscan.jobs.events import JobEvents
 from shelfscan.scan.assemble import Assembler, BookParts, Parsed
 from shelfscan.scan.diff import ScanPlan, diff, fingerprinter
-from shelfscan.scan.discovery import RootWalk, stat_files, walk_root
+from shelfscan.scan.discovery import DEFAULT_RULES, IgnoreRules, RootWalk, stat_files, walk_root
 from shelfscan.scan.executor import ParseExecutor
 from shelfscan.scan.grouping import Unit, form_books, plan_units
 from shelfscan.scan.parse import ParseTask, UnitTask
@@ -103,6 +103,7 @@ class ScanOptions:
     workers: int = 4
     chunk_size: int = 50
     settle_s: float = 0.0  # files modified more recently than this are left for a later pass
+    ignore: IgnoreRules = DEFAULT_RULES  # junk folder and file names the walk skips
 
 
 class Scanner:
@@ -137,7 +138,7 @@ class Scanner:
         """Walk, guard the roots, diff; restore unchanged files that had gone missing."""
         started = time.perf_counter()
         progress.enter("discovery", 0)
-        walks = await asyncio.to_thread(_walk_all, library)
+        walks = await asyncio.to_thread(_walk_all, library, self.options.ignore)
         known = await load_known_files(self.pool, library.id)
         _guard_roots(walks, known)
         known_sidecars = await load_known_sidecars(self.pool, library.id)
@@ -302,7 +303,7 @@ class Scanner:
             raise RootUnavailable(f"root {root_id} is not a folder of library {library.name}")
         folders = _outermost(folders)
         progress.enter("discovery", 0)
-        walks = await asyncio.to_thread(_walk_folders, root_id, root, folders)
+        walks = await asyncio.to_thread(_walk_folders, root_id, root, folders, self.options.ignore)
         known = await load_known_under(self.pool, root_id, folders)
         sidecars = {
             k: v
@@ -503,12 +504,14 @@ def _split_settling(units: list[Unit], settle_s: float) -> tuple[list[Unit], lis
     return ready, settling
 
 
-def _walk_folders(root_id: int, root: str, folders: list[str]) -> list[RootWalk]:
+def _walk_folders(
+    root_id: int, root: str, folders: list[str], ignore: IgnoreRules
+) -> list[RootWalk]:
     if not os.path.isdir(root) or not os.listdir(root):
         raise RootUnavailable(
             f"library root {root} is missing or empty; nothing was marked missing"
         )
-    return [walk_root(root_id, root, f) for f in folders]
+    return [walk_root(root_id, root, f, ignore) for f in folders]
 
 
 def _under(path: str, folder: str) -> bool:
@@ -524,8 +527,8 @@ def _outermost(folders: list[str]) -> list[str]:
     return chosen
 
 
-def _walk_all(library: Library) -> list[RootWalk]:
-    return [walk_root(root.id, str(root.path)) for root in library.roots]
+def _walk_all(library: Library, ignore: IgnoreRules) -> list[RootWalk]:
+    return [walk_root(root.id, str(root.path), ignore=ignore) for root in library.roots]
 
 
 def _guard_roots(walks: Sequence[RootWalk], known: dict[tuple[int, str], KnownFile]) -> None:
