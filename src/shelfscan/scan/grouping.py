@@ -24,7 +24,8 @@ Books, inside a unit (`form_books`):
 - Ebooks and comics with the same name (`Title.epub`, `Title.pdf`,
   `Title.kepub.epub`), or ebooks with the same title, first author and series
   entry, are one book in several formats; the richest format leads.
-- An ebook whose title and first author match an audiobook joins it, and leads.
+- An ebook whose title and first author match an audiobook, or whose name is
+  that of a single-file audiobook (`Title.epub`, `Title.m4b`), joins it, and leads.
 - Every other file is its own book.
 """
 
@@ -300,10 +301,13 @@ def form_books(items: Sequence[tuple[str, Metadata]]) -> list[list[int]]:
             by_edition.setdefault(edition, book)
 
     by_work = {_work_key(items[b[0]][1]): b for b in books if items[b[0]][1].title}
+    by_name = {stem_key(items[b[0]][0]): b for b in books if len(b) == 1}  # Title.m4b
     for edition_files in editions:
         edition_files.sort(key=lambda i: (_format_rank(items[i][1]), natural_key(items[i][0])))
         lead = items[edition_files[0]][1]
         match = by_work.get(_work_key(lead)) if lead.title else None
+        if match is None:
+            match = by_name.get(stem_key(items[edition_files[0]][0]))
         if match is not None:
             match[:0] = edition_files  # the ebook leads: its text metadata is the richer
         else:

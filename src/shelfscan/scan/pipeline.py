@@ -157,14 +157,17 @@ class Scanner:
                 events.warning("path_unreadable", path=path, reason=reason, root=walk.root)
         roots = {w.root_id: w.root for w in walks}
         plan = await asyncio.to_thread(diff, walks, known, known_sidecars, fingerprinter(roots))
+        touched = plan.touched
         if plan.moved:
-            await apply_moves(
+            stale = await apply_moves(
                 self.pool,
                 [
                     Move(k.id, k.book_id, d.root_id, d.path, d.size, d.mtime_ns, d.inode, d.device)
                     for d, k in plan.moved
                 ],
             )
+            # Fields read off the old path are stale: those books are re-read from the new one.
+            touched |= {(d.root_id, d.path) for d, k in plan.moved if k.book_id in stale}
             for d, k in plan.moved:
                 events.info("file_moved", path=d.path, previous_path=k.path)
                 known.pop((k.root_id, k.path), None)
@@ -176,7 +179,7 @@ class Scanner:
                     mtime_ns=d.mtime_ns,
                     inode=d.inode,
                 )
-        units = plan_units(walks, known, plan.touched, plan.refresh_folders)
+        units = plan_units(walks, known, touched, plan.refresh_folders)
         units, settling = _split_settling(units, self.options.settle_s)
         for unit in settling:
             for disk, _ in unit.files:
