@@ -68,6 +68,9 @@ class IgnoreRules:
     patterns: tuple[str, ...]
     _exact: frozenset[str] = field(repr=False, compare=False)
     _globs: re.Pattern[str] | None = field(repr=False, compare=False)
+    # First characters any pattern can match (None: a pattern starts with a wildcard). Most
+    # names start with none of them and cost one set look-up.
+    _starts: frozenset[str] | None = field(repr=False, compare=False)
 
     @classmethod
     def from_patterns(cls, patterns: Iterable[str]) -> IgnoreRules:
@@ -81,9 +84,16 @@ class IgnoreRules:
         unique = tuple(dict.fromkeys(chosen))
         exact = frozenset(p.casefold() for p in unique if not any(c in p for c in "*?["))
         globs = [fnmatch.translate(p.casefold()) for p in unique if any(c in p for c in "*?[")]
-        return cls(unique, exact, re.compile("|".join(globs)) if globs else None)
+        starts: frozenset[str] | None = frozenset(
+            c for p in unique for c in {p[0].casefold(), p[0].upper(), p[0].lower()}
+        )
+        if any(p[0] in "*?[" for p in unique):
+            starts = None
+        return cls(unique, exact, re.compile("|".join(globs)) if globs else None, starts)
 
     def skips(self, name: str) -> bool:
+        if self._starts is not None and (not name or name[0] not in self._starts):
+            return False
         folded = name.casefold()
         if folded in self._exact:
             return True
