@@ -11,8 +11,9 @@ folder (a flat folder of 500 EPUBs) gives one unit per name, so `Dune.epub` and
 
 Books, inside a unit (`form_books`):
 
-- Audio parts sharing an album tag are one audiobook; files with different
-  albums are different books. Without albums, a folder is one audiobook when
+- Audio parts sharing an album tag are one audiobook (but .m4b files of one
+  album with titles of their own are several, as below: rippers put the
+  series in the album); files with different albums are different books. Without albums, a folder is one audiobook when
   its files are parts: in disc folders, numbered by distinct track tags, or
   named as parts ("Part 2", "Chapter 3", "CD 1", "(2 of 5)", "Track 4", and
   for track formats such as mp3 a leading or trailing number: "01 - Intro").
@@ -279,7 +280,12 @@ def form_books(items: Sequence[tuple[str, Metadata]]) -> list[list[int]]:
         else:
             groups[""].append(i)
     untagged = groups.pop("", None)
-    found = list(groups.values())
+    found: list[list[int]] = []
+    for album in groups.values():
+        # An album tag names the book, except on whole-book files, where rippers often put
+        # the series there: m4b files of one album with their own titles are still books.
+        whole = all(items[i][1].format in _WHOLE_BOOK_AUDIO and items[i][1].title for i in album)
+        found.extend(split_audio(items, album) if whole else [album])
     if untagged:
         found.extend(split_audio(items, untagged))
     books = [sorted(g, key=lambda i: part_order(items[i][0], items[i][1])) for g in found]

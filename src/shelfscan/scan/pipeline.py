@@ -281,9 +281,11 @@ class Scanner:
         """Read the named files and sidecars (one part of a split scan) as whole units."""
         walk = await asyncio.to_thread(stat_files, root_id, root, paths, sidecar_paths)
         known = await load_known_paths(self.pool, root_id, paths)
-        plan = diff([walk], known)
         refresh = {(root_id, os.path.dirname(p)) for p in sidecar_paths}
-        units = plan_units([walk], known, plan.touched, refresh)
+        # The parent chose every named file to be read (new, changed, in a folder whose sidecars
+        # changed, or moved with fields from its old path): the part reads them all.
+        touched = {(root_id, d.path) for d in walk.files}
+        units = plan_units([walk], known, touched, refresh)
         return await self.process(library_id, units, {root_id: root}, events, progress, stop)
 
     async def scan_folders(
