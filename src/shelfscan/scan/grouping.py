@@ -125,13 +125,21 @@ def plan_units(
                     )
                 )
             continue
+        stems = [stem_key(f.path) for f in files]
+        if len(set(stems)) == len(stems):  # every name once: one unit per new or changed file
+            for f in files:
+                path_key = (root_id, f.path)
+                if path_key in touched:
+                    units.append(Unit(root_id, folder, [(f, known.get(path_key))]))
+            continue
         by_stem: dict[str, list[DiskFile]] = defaultdict(list)
-        for f in files:
-            by_stem[stem_key(f.path)].append(f)
+        for f, stem in zip(files, stems, strict=True):
+            by_stem[stem].append(f)
         for same_name in by_stem.values():
-            if any((f.root_id, f.path) in touched for f in same_name):
+            paths = [(root_id, f.path) for f in same_name]
+            if not touched.isdisjoint(paths):
                 units.append(
-                    Unit(root_id, folder, [(f, known.get((f.root_id, f.path))) for f in same_name])
+                    Unit(root_id, folder, [(f, known.get(p)) for f, p in zip(same_name, paths)])
                 )
     return units
 
@@ -159,8 +167,21 @@ def file_stem(path: str) -> str:
 
 
 def stem_key(path: str) -> str:
-    """What makes two files' names "the same book": the stem, case and spacing aside."""
-    return " ".join(file_stem(path).replace("_", " ").casefold().split())
+    """What makes two files' names "the same book": the stem, case and spacing aside.
+
+    Runs for every file of a multi-file folder while units are planned, so it
+    avoids posixpath and does the spacing work only for names that need it.
+    """
+    base = path[path.rfind("/") + 1 :].casefold()
+    for suffix in _DOUBLE_EXTS:
+        if base.endswith(suffix) and len(base) > len(suffix):
+            stem = base[: -len(suffix)]
+            break
+    else:
+        stem = base.rpartition(".")[0].rstrip(".") or base
+    if "_" in stem:
+        stem = stem.replace("_", " ")
+    return " ".join(stem.split()) if "  " in stem or stem[:1] == " " or stem[-1:] == " " else stem
 
 
 def _number(value: str | None) -> int:
@@ -266,6 +287,8 @@ def form_books(items: Sequence[tuple[str, Metadata]]) -> list[list[int]]:
 
     `items` holds (path, metadata) of every successfully parsed file of the unit.
     """
+    if len(items) == 1:
+        return [[0]]  # a lone file (most units of a flat library): nothing to decide
     audio = [i for i, (_, meta) in enumerate(items) if meta.format in AUDIO_FORMATS]
     others = [i for i, (_, meta) in enumerate(items) if meta.format not in AUDIO_FORMATS]
     groups: dict[str, list[int]] = defaultdict(list)
