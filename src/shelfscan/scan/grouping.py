@@ -139,7 +139,11 @@ def plan_units(
             paths = [(root_id, f.path) for f in same_name]
             if not touched.isdisjoint(paths):
                 units.append(
-                    Unit(root_id, folder, [(f, known.get(p)) for f, p in zip(same_name, paths)])
+                    Unit(
+                        root_id,
+                        folder,
+                        [(f, known.get(p)) for f, p in zip(same_name, paths, strict=True)],
+                    )
                 )
     return units
 
