@@ -308,11 +308,13 @@ def form_books(items: Sequence[tuple[str, Metadata]]) -> list[list[int]]:
             groups[""].append(i)
     untagged = groups.pop("", None)
     found: list[list[int]] = []
-    for album in groups.values():
+    for same_album in groups.values():
         # An album tag names the book, except on whole-book files, where rippers often put
         # the series there: m4b files of one album with their own titles are still books.
-        whole = all(items[i][1].format in _WHOLE_BOOK_AUDIO and items[i][1].title for i in album)
-        found.extend(split_audio(items, album) if whole else [album])
+        whole = all(
+            items[i][1].format in _WHOLE_BOOK_AUDIO and items[i][1].title for i in same_album
+        )
+        found.extend(split_audio(items, same_album) if whole else [same_album])
     if untagged:
         found.extend(split_audio(items, untagged))
     books = [sorted(g, key=lambda i: part_order(items[i][0], items[i][1])) for g in found]
