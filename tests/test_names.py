@@ -32,6 +32,7 @@ def test_collapse_and_name_key_keep_their_contract() -> None:
         ("Beethoven, Ludwig van", "Ludwig van Beethoven"),
         ("King, Martin Luther, Jr.", "Martin Luther King Jr."),
         ("Martin Luther King, Jr.", "Martin Luther King Jr."),
+        ("Smith, John Jr.", "John Smith Jr."),
         ("Le Guin, Ursula K.", "Ursula K. Le Guin"),
         ("  Tolkien ,  J.R.R.  ", "J.R.R. Tolkien"),
         ("J.R.R. Tolkien", "J.R.R. Tolkien"),
@@ -85,33 +86,81 @@ def test_person_key_other_cases() -> None:
     assert person_key("J. Smith") != person_key("John Smith")
 
 
-@pytest.mark.parametrize(
-    ("raw", "expected"),
-    [
-        ("J.R.R. Tolkien", "Tolkien, J.R.R."),
-        ("Stephen King", "King, Stephen"),
-        ("Ludwig van Beethoven", "Beethoven, Ludwig van"),
-        ("Vincent van der Berg", "Berg, Vincent van der"),
-        ("Charles de Gaulle", "Gaulle, Charles de"),
-        ("Leonardo da Vinci", "Vinci, Leonardo da"),
-        ("LUDWIG VAN BEETHOVEN", "BEETHOVEN, LUDWIG VAN"),
-        ("Ursula K. Le Guin", "Le Guin, Ursula K."),
-        ("Martin Luther King Jr.", "King, Martin Luther, Jr."),
-        ("Martin Luther King, Jr.", "King, Martin Luther, Jr."),
-        ("John Smith III", "Smith, John, III"),
-        ("Jane Doe PhD", "Doe, Jane, PhD"),
-        ("Henry II", "Henry II"),
-        ("Homer", "Homer"),
-        ("Al Gore", "Gore, Al"),
-        # already sorted, or not a person: as written
-        ("Tolkien, J.R.R.", "Tolkien, J.R.R."),
-        ("Beethoven, Ludwig van", "Beethoven, Ludwig van"),
-        ("King, Martin Luther, Jr.", "King, Martin Luther, Jr."),
-        ("Penguin Publishing Group", "Penguin Publishing Group"),
-        ("Simon & Schuster", "Simon & Schuster"),
-        ("  Stephen   King  ", "King, Stephen"),
-    ],
-)
+# Sort names as calibre's author_to_author_sort gives them with its default tweaks
+# (test_author_sort.py, default_tweaks.py: copy method "comma", prefixes Mr/Mrs/Ms/Dr/Prof,
+# suffixes Jr/Sr/Inc/PhD/MD/I-IV/Junior/Senior, copy words Agency, Corporation, Company,
+# Co., Council, Committee, Inc., Institute, National, Society, Club, Team, Software,
+# Games, Entertainment, Media, Studios). Two choices of ours on top: a capitalised particle
+# belongs to the surname ("Le Guin, Ursula K.", calibre's author_use_surname_prefixes),
+# while a lower-case one follows the given names (calibre's default, "Vinci, Leonardo da");
+# CJK names already put the family name first and are kept as written.
+SORT_NAMES = [
+    # calibre's test_author_sort.py
+    ("Aristotle", "Aristotle"),
+    ("Mr. Dr Prof.", "Mr. Dr Prof."),
+    ("Senior Inc", "Senior Inc"),
+    ('Don "Team" Smith', 'Smith, Don "Team"'),
+    ("Don Team Smith", "Don Team Smith"),
+    ("National Lampoon", "National Lampoon"),
+    ("Jane Doe", "Doe, Jane"),
+    ("Mrs. Jane Q. Doe III", "Doe, Jane Q. III"),
+    ("Leonardo Da Vinci", "Da Vinci, Leonardo"),
+    ("Liam Da Mathúna", "Da Mathúna, Liam"),
+    ("Van Gogh", "Gogh, Van"),
+    ("Van", "Van"),
+    ("James Wesley, Rawles", "James Wesley, Rawles"),
+    ("Seventh Author [7]", "Author, Seventh"),
+    ("John [x]von Neumann (III)", "Neumann, John von"),
+    ("", ""),
+    # prefixes, suffixes, copy words
+    ("Dr. Jane Smith", "Smith, Jane"),
+    ("Prof. Stephen Hawking", "Hawking, Stephen"),
+    ("Mr. Bean", "Bean"),
+    ("Martin Luther King Jr.", "King, Martin Luther Jr."),
+    ("Martin Luther King, Jr.", "King, Martin Luther Jr."),
+    ("John Smith III", "Smith, John III"),
+    ("Jane Doe PhD", "Doe, Jane PhD"),
+    ("Robert Downey Sr.", "Downey, Robert Sr."),
+    ("Henry II", "Henry II"),
+    ("Acme Inc.", "Acme Inc."),
+    ("Acme Corporation", "Acme Corporation"),
+    ("Marvel Entertainment", "Marvel Entertainment"),
+    ("Studio Ghibli", "Studio Ghibli"),
+    ("Penguin Books Ltd", "Penguin Books Ltd"),
+    ("Royal Society", "Royal Society"),
+    ("Blizzard Games", "Blizzard Games"),
+    ("The Dickens Club", "The Dickens Club"),
+    ("Penguin Publishing Group", "Penguin Publishing Group"),
+    ("Simon & Schuster", "Simon & Schuster"),
+    ("Author Name (Editor)", "Name, Author"),
+    ("Second Author [2]", "Author, Second"),
+    # everyday names
+    ("J.R.R. Tolkien", "Tolkien, J.R.R."),
+    ("Stephen King", "King, Stephen"),
+    ("Al Gore", "Gore, Al"),
+    ("Homer", "Homer"),
+    ("Ursula K. Le Guin", "Le Guin, Ursula K."),
+    ("Ludwig van Beethoven", "Beethoven, Ludwig van"),
+    ("Vincent van der Berg", "Berg, Vincent van der"),
+    ("Charles de Gaulle", "Gaulle, Charles de"),
+    ("Leonardo da Vinci", "Vinci, Leonardo da"),
+    ("LUDWIG VAN BEETHOVEN", "BEETHOVEN, LUDWIG VAN"),
+    ("Gabriel García Márquez", "Márquez, Gabriel García"),
+    ("  Stephen   King  ", "King, Stephen"),
+    ("Mary Shelley", "Shelley, Mary"),
+    ("Arthur Conan Doyle", "Doyle, Arthur Conan"),
+    # already sorted, or not Latin-script given-first: as written
+    ("Tolkien, J.R.R.", "Tolkien, J.R.R."),
+    ("Beethoven, Ludwig van", "Beethoven, Ludwig van"),
+    ("King, Martin Luther, Jr.", "King, Martin Luther, Jr."),
+    ("村上 春樹", "村上 春樹"),
+    ("村上春樹", "村上春樹"),
+    ("김 철수", "김 철수"),
+    ("张三", "张三"),
+]
+
+
+@pytest.mark.parametrize(("raw", "expected"), SORT_NAMES)
 def test_person_sort_name(raw: str, expected: str) -> None:
     assert person_sort_name(raw) == expected
 

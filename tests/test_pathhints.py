@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import time
+import zipfile
 from decimal import Decimal
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from shelfscan.formats.records import Identifier, Metadata
 from shelfscan.scan.pathhints import metadata_from_path
+from shelfscan.testing.covers import cover_jpeg
+from tests.scanning import ScanFn, export
 
 
 def summary(meta: Metadata) -> tuple[object, ...]:
@@ -96,6 +100,30 @@ def summary(meta: Metadata) -> tuple[object, ...]:
         ("Comics/Batman/Batman 001.cbz", ("Batman 001", (), (("Batman", "1"),), (), None)),
         ("Batman/001.cbz", ("Batman 001", (), (("Batman", "1"),), (), None)),
         ("DC/Batman/Batman - Year One.cbr", ("Batman - Year One", (), (("Batman", None),), (), None)),
+        # comics and manga through shelfscan.paths (issue 12's cases)
+        ("Saga 001 (2012) (Digital) (Empire-Zone).cbz", ("Saga 001", (), (("Saga", "1"),), (), "2012")),
+        ("Dorohedoro/Dorohedoro v01 (2010).cbz",
+         ("Dorohedoro v01", (), (("Dorohedoro", "1"),), (), "2010")),
+        ("Batgirl/Batgirl Vol.2000 #57.cbz",
+         ("Batgirl Vol.2000 #57", (), (("Batgirl", "57"),), (), None)),
+        ("Btooom!/Specials/Art Book.cbz", ("Art Book", (), (("Btooom!", None),), (), None)),
+        ("Btooom!/Vol.1/Chapter 1/1.cbz", ("Btooom! 1", (), (("Btooom!", "1"),), (), None)),
+        ("Manga/Akame ga KILL! ZERO (2016-2019) (Digital) (LuCaZ)/"
+         "Akame ga KILL! ZERO v01 (2016) (Digital) (LuCaZ).cbz",
+         ("Akame ga KILL! ZERO v01", (), (("Akame ga KILL! ZERO", "1"),), (), "2016")),
+        ("Tenjou_Tenge_c106[MT].cbz", ("Tenjou Tenge c106", (), (("Tenjou Tenge", "106"),), (), None)),
+        # audiobook folders (issue 12's cases)
+        ("Terry Goodkind/Sword of Truth/Vol 1 - 1994 - Wizards First Rule {Sam Tsoutsouvas}/"
+         "Audio Track 1.mp3",
+         ("Wizards First Rule", ("Terry Goodkind",), (("Sword of Truth", "1"),),
+          ("Sam Tsoutsouvas",), "1994")),
+        ("Author/Series/Title - volume 9 - Subtitle/01.mp3",
+         ("Title", ("Author",), (("Series", "9"),), (), None)),
+        ("Kishimi, Ichiro, Koga, Fumitake/The Courage to Be Disliked.epub",
+         ("The Courage to Be Disliked", ("Ichiro Kishimi", "Fumitake Koga"), (), (), None)),
+        ("John Smith, Jones, James Doe/Title.epub",
+         ("Title", ("John Smith", "Jones", "James Doe"), (), (), None)),
+        ("张三, 李四/书名.epub", ("书名", ("张三", "李四"), (), (), None)),
         # generic folders and author folders that name nobody
         ("library/books/ebooks/x.pdf", ("x", (), (), (), None)),
         ("Audiobooks/Author/Title/01.mp3", ("Title", ("Author",), (), (), None)),
@@ -121,6 +149,20 @@ def test_author_sort_name_kept_from_folder() -> None:
     )
     (plain,) = metadata_from_path("Author/Title.epub").contributors
     assert plain.sort_name is None
+
+
+def test_comic_volume_and_special_kept_in_extra() -> None:
+    meta = metadata_from_path("Batgirl/Batgirl Vol.2000 #57.cbz")
+    assert meta.extra == {"volume": "2000"}
+    assert metadata_from_path("Bleach 001-003.cbz").extra == {"number": "1-3"}
+    assert metadata_from_path("Btooom!/Specials/Art Book.cbz").extra == {"special": "true"}
+
+
+def test_audio_title_folder_subtitle() -> None:
+    meta = metadata_from_path("Terry Goodkind/Heart of Black Ice - Sister of Darkness/a.m4a")
+    assert (meta.title, meta.subtitle) == ("Heart of Black Ice", "Sister of Darkness")
+    # An ebook's " - " stays in its title: only audiobook title folders carry subtitles so.
+    assert metadata_from_path("Title - Subtitle With 2 Parts.epub").subtitle is None
 
 
 def test_asin_and_numbers() -> None:
@@ -164,8 +206,47 @@ def test_hostile_paths_are_fast() -> None:
         "[" * 20_000 + "]" * 20_000 + "/x.mp3",
         " - " * 30_000 + ".epub",
         "{" + "a," * 30_000 + "}.m4b",
+        "v1/" * 10_000 + "x.cbz",
+        "(" * 50_000 + ".cbz",
+        "1-" * 30_000 + ".cbz",
+        "Vol." * 20_000 + ".cbz",
+        "#" * 60_000 + ".cbz",
     ]
     start = time.perf_counter()
     for path in nasty:
         metadata_from_path(path)
     assert time.perf_counter() - start < 1.0
+
+
+def _untagged_cbz(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("001.jpg", cover_jpeg(1, (60, 90), 2_000))
+
+
+async def test_untagged_comics_get_series_and_numbers_through_export(
+    pool: asyncpg.Pool, scan: ScanFn, tmp_path: Path
+) -> None:
+    """The whole scan: untagged archives named as Kavita's and Komga's users name them."""
+    root = tmp_path / "comics"
+    for rel in (
+        "Saga 001 (2012) (Digital) (Empire-Zone).cbz",
+        "Batgirl/Batgirl Vol.2000 #57.cbz",
+        "Btooom!/Specials/Art Book.cbz",
+        "Btooom!/Vol.1/Chapter 1/1.cbz",
+        "Akame ga KILL! ZERO (2016-2019) (Digital) (LuCaZ)/Akame ga KILL! ZERO v02 (2016).cbz",
+    ):
+        _untagged_cbz(root / rel)
+    summary = await scan(root)
+    assert summary.files_failed == 0
+    got = {
+        (b["title"], tuple((s["name"], s["number"]) for s in b["series"]), b["release_date"])
+        for b in await export(pool)
+    }
+    assert got == {
+        ("Saga 001", (("Saga", 1),), "2012"),
+        ("Batgirl Vol.2000 #57", (("Batgirl", 57),), None),
+        ("Art Book", (("Btooom!", None),), None),
+        ("Btooom! 1", (("Btooom!", 1),), None),
+        ("Akame ga KILL! ZERO v02", (("Akame ga KILL! ZERO", 2),), "2016"),
+    }

@@ -16,6 +16,9 @@ from types import MappingProxyType
 
 __all__ = [
     "collapse",
+    "is_cjk",
+    "is_name_particle",
+    "is_name_suffix",
     "name_key",
     "person_display",
     "person_key",
@@ -64,11 +67,19 @@ _PARTICLES = frozenset(
     {
         "van", "von", "de", "der", "den", "du", "la", "le", "da", "di", "del", "della",
         "dei", "degli", "des", "dos", "das", "do", "ten", "ter", "te", "'t", "zu", "zum",
-        "zur", "vom", "af", "av", "op",
+        "zur", "vom", "af", "av", "op", "al", "el", "bin", "ibn",
     }
 )  # fmt: skip
-# Generational and academic suffixes, compared lower-case without dots.
-_SUFFIXES = frozenset({"jr", "jnr", "sr", "snr", "ii", "iii", "iv", "phd", "md", "esq", "dds"})
+# Generational and academic suffixes, compared lower-case without dots (calibre's default
+# author_name_suffixes, plus a few British forms).
+_SUFFIXES = frozenset(
+    {"jr", "jnr", "junior", "sr", "snr", "senior", "i", "ii", "iii", "iv", "phd", "md", "esq",
+     "dds"}
+)  # fmt: skip
+# Titles before a name, dropped from the sort form (calibre's default author_name_prefixes).
+_PREFIXES = frozenset({"mr", "mrs", "ms", "dr", "prof"})
+# Bracketed text in a name is a note ("Seventh Author [7]", "John [x]von Neumann (III)").
+_BRACKETED = re.compile(r"\[[^\[\]]*\]|\([^()]*\)|\{[^{}]*\}")
 # Words that make a string an organisation or a list of people, never one person.
 _NOT_A_PERSON = frozenset(
     {
@@ -78,6 +89,8 @@ _NOT_A_PERSON = frozenset(
         "association", "institute", "foundation", "council", "committee", "department",
         "ministry", "museum", "library", "group", "studio", "studios", "team", "staff",
         "editors", "magazine", "media", "entertainment", "comics", "games",
+        # calibre's default author_name_copywords
+        "agency", "co", "club", "national", "software",
     }
 )  # fmt: skip
 _WORD_EDGE_PUNCT = ".,;:()[]"
@@ -156,6 +169,16 @@ def _is_suffix(text: str) -> bool:
     return _bare(text) in _SUFFIXES
 
 
+def is_name_suffix(word: str) -> bool:
+    """A generational or academic suffix ("Jr.", "III", "PhD"), case and dots ignored."""
+    return _is_suffix(word)
+
+
+def is_name_particle(word: str) -> bool:
+    """A surname particle ("van", "von", "de", "da", "le"...), compared lower-case."""
+    return word.lower() in _PARTICLES
+
+
 def _not_a_person(text: str) -> bool:
     """Organisations and lists of people must never be flipped around a comma."""
     if any(ch.isdigit() or ch in "&/+@" for ch in text) or "et al" in text.lower():
@@ -184,6 +207,9 @@ def person_display(name: str) -> str:
             return f"{last} {first}" if " " in last else text
         if _is_suffix(last):
             return text
+        given, _, tail = first.rpartition(" ")
+        if given and _is_suffix(tail):  # "Smith, John Jr." -> "John Smith Jr."
+            return f"{given} {last} {tail}"
         return f"{first} {last}"
     last, first, suffix = parts
     if not _is_suffix(suffix) or _is_suffix(first) or _is_suffix(last):
@@ -219,19 +245,39 @@ def person_key(name: str) -> str:
     return " ".join(out)
 
 
+def is_cjk(text: str) -> bool:
+    """Written in a script whose names put the family name first (Han, kana, Hangul)."""
+    for ch in text:
+        if ch.isalpha():
+            return unicodedata.name(ch, "").startswith(("CJK", "HIRAGANA", "KATAKANA", "HANGUL"))
+    return False
+
+
+def _without_brackets(text: str) -> str:
+    for _ in range(3):
+        text, count = _BRACKETED.subn(" ", text)
+        if not count:
+            break
+    return " ".join(text.split())
+
+
 def _sort_from_display(text: str) -> str:
     words = text.split(" ")
-    if len(words) < 2 or _not_a_person(text):
+    if len(words) < 2 or _not_a_person(text) or is_cjk(text):
         return text
-    suffixes: list[str] = []
-    while len(suffixes) < 2 and _is_suffix(words[-1]):
-        if len(words) < 3:
-            return text  # "Henry II": nothing left to sort by but the given name
-        suffixes.insert(0, words.pop().rstrip(","))
-    words = [w.rstrip(",") for w in words]
-    # Case tells "Ludwig van Beethoven" (particle joins the given names) from
-    # "Ursula K. Le Guin" (particle is part of the surname); a name written all
-    # in one case carries no such signal, so particles then follow the given names.
+    first = 0
+    while first < len(words) and _bare(words[first]) in _PREFIXES:
+        first += 1
+    last = len(words) - 1
+    while last >= first and _is_suffix(words[last]):
+        last -= 1
+    if first >= len(words) or last < first:
+        return text  # only titles or only suffixes ("Mr. Dr Prof.", "Senior Inc")
+    suffix = " ".join(w.rstrip(",") for w in words[last + 1 :])
+    words = [w.rstrip(",") for w in words[first : last + 1]]
+    # Case tells "Ludwig van Beethoven" (particle joins the given names, calibre's default)
+    # from "Ursula K. Le Guin" (a capitalised particle is part of the surname, as calibre's
+    # author_use_surname_prefixes does); a name written in one case carries no such signal.
     single_case = text == text.lower() or text == text.upper()
     start = len(words) - 1
     while start > 1 and words[start - 1].lower() in _PARTICLES:
@@ -241,22 +287,25 @@ def _sort_from_display(text: str) -> str:
         surname, given = " ".join(words[start:]), " ".join(words[:start])
     else:
         surname, given = words[-1], " ".join(words[:-1])
-    result = f"{surname}, {given}"
-    if suffixes:
-        result += ", " + " ".join(suffixes)
-    return result
+    result = f"{surname}, {given}" if given else surname
+    return f"{result} {suffix}" if suffix else result
 
 
 def person_sort_name(name: str) -> str:
-    """Library sort form "Last, First Middle" from any spelling of a person.
+    """Library sort form "Last, First Middle" as calibre's default author_sort gives it.
 
-    "J.R.R. Tolkien" -> "Tolkien, J.R.R."; "Ludwig van Beethoven" ->
-    "Beethoven, Ludwig van"; "Martin Luther King Jr." -> "King, Martin Luther,
-    Jr."; "Ursula K. Le Guin" -> "Le Guin, Ursula K." (a capitalised particle
-    belongs to the surname). Single words, organisations and names already
-    holding a comma ("Tolkien, J.R.R.") are returned as written.
+    "J.R.R. Tolkien" -> "Tolkien, J.R.R."; "Mrs. Jane Q. Doe III" -> "Doe, Jane Q. III"
+    (titles dropped, suffixes kept at the end); "Seventh Author [7]" -> "Author, Seventh"
+    (bracketed notes dropped); "Ludwig van Beethoven" -> "Beethoven, Ludwig van"; "Ursula K.
+    Le Guin" -> "Le Guin, Ursula K." (a capitalised particle belongs to the surname).
+    Single words, organisations and names with a copy word ("National Lampoon", "Acme Inc.",
+    "Studio Ghibli"), CJK names (family name already first) and names already holding a comma
+    ("Tolkien, J.R.R.") are returned as written; "Martin Luther King, Jr." is read as a
+    name with its suffix.
     """
     text = collapse(name)
+    if any(ch in text for ch in "([{"):
+        text = _without_brackets(text) or text
     if "," in text:
         parts = [part.strip() for part in text.split(",")]
         if (

@@ -63,6 +63,7 @@ from shelfscan.formats.records import (
     SeriesEntry,
 )
 from shelfscan.formats.text import clean, normalise_date, strip_html
+from shelfscan.paths.series import SERIES_MARKED_RE as _SERIES_MARKED_RE
 
 __all__ = [
     "AUDIO_EXTENSIONS",
@@ -114,12 +115,6 @@ _AUDIOBOOK_GENRE_RE = re.compile(
 _NAME_SPLIT_RE = re.compile(r"\s*;\s*|\s+&\s+|\s*/\s*|\x00")
 _KEYWORD_SPLIT_RE = re.compile(r"[;,]")
 _NUMBER_RE = re.compile(r"\d{1,6}(?:[.,]\d{1,4})?")
-_SERIES_MARKED_RE = re.compile(
-    r"^(?P<name>.*?\w.*?)[\s,:\-–—(]*"
-    r"(?:#|\b(?:book|bk\.?|vol\.?|volume|part|pt\.?|no\.?|number|band|tome|teil|folge)\s*#?)"
-    r"\s*(?P<num>\d{1,6}(?:\.\d{1,4})?)\)?\s*$",
-    re.IGNORECASE,
-)
 _SERIES_BARE_RE = re.compile(r"^(?P<name>.*[^\W\d_].*?)[\s,:\-–—]+(?P<num>\d{1,4}(?:\.\d{1,4})?)$")
 _CHAPTER_KEY_RE = re.compile(r"^CHAPTER(\d{1,5})(NAME)?$")
 _CHAPTER_TIME_RE = re.compile(r"^\s*(?:(\d{1,4}):)?(\d{1,2}):(\d{1,2}(?:[.,]\d{1,9})?)\s*$")

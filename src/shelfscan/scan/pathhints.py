@@ -25,16 +25,26 @@ calibre ("Author/Title (id)/Title - Author.epub"), or dump files flat
    the author; with one, it is the author. For comics the nearest is the
    series and no folder is an author. "Unknown" or "Various" author folders
    hold their place but give no author.
-4. The title text (folder or file name, "_" read as a space) gives:
+   Comics and manga are read by `shelfscan.paths.comics` instead (series,
+   volume, issue/chapter and year from scene-style names, reconciled with the
+   folders: a series folder wins, `Specials/` or `Vol.1/` folders never name
+   the series, a file in the root names its own).
+4. The title text (folder or file name, "_" read as a space) is read by
+   `shelfscan.paths.audiobooks.parse_title_folder` (Audiobookshelf's
+   conventions) and gives:
    - `[B0XXXXXXXX]` or `{ASIN.x}`: the ASIN; `{Name}`: narrators; a leading
      `[Name]`: the author; other `[...]` groups are dropped unless a year;
    - `(1999)`, `[1999]` or a leading `1999 - `: the release year; `(17)`
      (calibre's id, a copy number) and `(Unabridged)`-like noise are dropped;
      `(Series #3)` / `(Series, Book 3)`: a series entry;
-   - a series number from a leading `Book 3 - `, `Vol. 2 `, `Volume 2 `, `#2 `,
-     `03 - ` or `3. `, a trailing `, Book 2`, ` - Vol 12`, ` Vol. 2`, ` #2`, or
-     a name that starts with its series folder ("Discworld 03 - Mort",
-     "Batman 001"); it goes to the series folder and is dropped without one;
+   - a series number from a ` - ` part `Book 3`, `Vol. 2`, `Volume 2`, `#2`
+     (anywhere: "Title - volume 9 - Subtitle"), `03` or `3.` (inside a series
+     folder), a trailing `, Book 2`, ` Vol. 2`, ` #2`, or a name that starts
+     with its series folder ("Discworld 03 - Mort"); it goes to the series
+     folder and is dropped without one;
+   - for an audio title folder, the text after the first " - " (once an
+     author piece is gone) is the subtitle ("Heart of Black Ice - Sister of
+     Darkness");
    - "X - Y": with an author known, a piece naming that author is dropped
      ("Author - Title"); with none, for a file (not a comic), Y becomes the
      author when it looks like a person (1-4 capitalised words, no digits:
@@ -50,17 +60,22 @@ from decimal import Decimal
 
 from shelfscan.formats.identifiers import classify_identifier
 from shelfscan.formats.records import Contributor, Identifier, Metadata, SeriesEntry
-from shelfscan.formats.text import clean
-from shelfscan.names import person_display, person_key
+from shelfscan.names import is_name_particle, person_display, person_key
+from shelfscan.paths import (
+    COMIC_EXTS,
+    TRACK_EXTS,
+    TitleFolder,
+    is_disc_folder,
+    parse_comic_path,
+    parse_title_folder,
+    spaced,
+    split_authors,
+    split_name,
+    split_subtitle,
+)
 
 __all__ = ["metadata_from_path"]
 
-_TRACK_EXTS = frozenset(
-    {"mp3", "m4a", "mp4", "flac", "ogg", "oga", "opus", "wav", "aac", "wma", "aif", "aiff", "mka"}
-)
-_COMIC_EXTS = frozenset({"cbz", "cbr", "cb7", "cbt", "cba"})
-_DOUBLE_EXTS = (".kepub.epub", ".fb2.zip")
-_MAX_SEGMENT_CHARS = 512  # file systems cap a name at 255 bytes; longer is hostile input
 _GENERIC_FOLDERS = frozenset(
     {
         "ebooks", "ebook", "e-books", "e-book", "audiobooks", "audiobook", "audio books",
@@ -74,148 +89,27 @@ _NO_AUTHOR = frozenset(
     {"unknown", "unknown author", "unknown authors", "various", "various authors",
      "various artists", "va", "n/a", "none"}
 )  # fmt: skip
-_NOISE = frozenset(
-    {"unabridged", "abridged", "retail", "audiobook", "audio book", "ebook", "epub", "mobi",
-     "azw3", "kepub", "pdf", "mp3", "m4b", "dramatized", "dramatised", "illustrated"}
-)  # fmt: skip
-_PARTICLES = frozenset({"van", "von", "de", "der", "den", "du", "la", "le", "da", "di", "del"})
 _ARTICLES = frozenset({"the", "a", "an"})
 
-_DISC_DIR_RE = re.compile(r"^(?:cd|dis[ck]|part)\s*[-_ ]?\s*\d{1,3}$", re.IGNORECASE)
 _GENERIC_STEM_RE = re.compile(
     r"^(?:\d{1,4}|(?:track|chapter|ch|part|pt|disc|disk|cd|side)\s*[-_.]?\s*\d{1,4}"
     r"|file|book|ebook|audiobook|index|text)$",
     re.IGNORECASE,
 )
-_NUM = r"\d{1,4}(?:\.\d{1,2})?"
-_LABEL = r"(?:book|bk\.?|volume|vol\.?|#)"
-_ASIN_RE = re.compile(
-    r"[\[({]\s*(?:asin\s*[.:=]?\s*)?(B0[0-9A-Z]{8})\s*[\])}]"
-    r"|[\[({]\s*asin\s*[.:=]?\s*(\d{9}[\dX])\s*[\])}]",
-    re.IGNORECASE,
-)
-_BRACES_RE = re.compile(r"\{([^{}]*)\}")
-_BRACKETS_RE = re.compile(r"\[([^\[\]]*)\]")
-_PARENS_RE = re.compile(r"\(([^()]*)\)")
-_YEAR_RE = re.compile(r"^(1\d{3}|20\d{2})$")
-_DIGITS_RE = re.compile(r"^\d{1,6}$")
-_PAREN_SERIES_RE = re.compile(rf"^(?P<name>.+?),?\s+{_LABEL}\s*(?P<num>{_NUM})$", re.IGNORECASE)
-_PAREN_NUMBER_RE = re.compile(rf"^{_LABEL}\s*(?P<num>{_NUM})$", re.IGNORECASE)
-_LEADING_YEAR_RE = re.compile(r"^(1\d{3}|20\d{2})\s+[-–—]\s+(?=\S)")
-_LEADING_SEQ_RE = re.compile(
-    rf"^(?:{_LABEL}\s*(?P<a>{_NUM})(?:\s*[-–—:.,]\s*|\s+)"
-    rf"|(?P<b>{_NUM})(?:\s*[-–—]\s+|\.\s+|\s+[-–—]\s*))(?=\S)",
-    re.IGNORECASE,
-)
-_TRAILING_SEQ_RE = re.compile(
-    rf"(?:^|\s*[-–—,:]\s*|\s+)\(?{_LABEL}\s*(?P<num>{_NUM})\)?$", re.IGNORECASE
-)
 _AFTER_SERIES_RE = re.compile(
-    rf"^\s*[-–—,:]?\s*(?:{_LABEL}\s*)?(?P<num>{_NUM})(?:\s*[-–—:.]\s*|\s+|$)(?P<rest>.*)$",
+    r"^\s*[-–—,:]?\s*(?:(?:book|bk\.?|volume|vol\.?|#)\s*)?(?P<num>\d{1,4}(?:\.\d{1,2})?)"
+    r"(?:\s*[-–—:.]\s*|\s+|$)(?P<rest>.*)$",
     re.IGNORECASE,
 )
 _DASH_SPLIT_RE = re.compile(r"\s+[-–—]\s+")
-_PEOPLE_SPLIT_RE = re.compile(r"\s*(?:;|&|\band\b)\s*")
 _DASHES = (" - ", " – ", " — ")
 _SEPARATORS = (*_DASHES, " (", " [", " {", ": ", " by ", ", ")
 _APOSTROPHES = str.maketrans({"’": "'", "‘": "'"})
 
 
-class _Segment:
-    """What one folder or file name says; a plain slotted holder, local to one call."""
-
-    __slots__ = ("asin", "authors", "narrators", "number", "paren_series", "raw", "title", "year")
-
-    def __init__(self, raw: str) -> None:
-        self.raw = raw
-        self.title = raw
-        self.year: str | None = None
-        self.asin: str | None = None
-        self.authors: list[str] = []
-        self.narrators: list[str] = []
-        self.number: Decimal | None = None
-        self.paren_series: SeriesEntry | None = None
-
-
-def _spaced(text: str) -> str:
-    return clean(text.replace("_", " ")) or ""
-
-
 def _loose(text: str) -> str:
     """Comparison form: casefolded, one kind of apostrophe, "_" as space."""
     return " ".join(text.replace("_", " ").casefold().translate(_APOSTROPHES).split())
-
-
-def _split_name(filename: str) -> tuple[str, str]:
-    """(stem, lower-case extension); "Mr. Smith" has no extension, ".kepub.epub" is one."""
-    lowered = filename.lower()
-    for double in _DOUBLE_EXTS:
-        if lowered.endswith(double) and len(filename) > len(double):
-            return filename[: -len(double)], double.rpartition(".")[2]
-    stem, dot, ext = filename.rpartition(".")
-    if dot and stem.strip() and 1 <= len(ext) <= 5 and ext.isalnum() and not ext.isdigit():
-        return stem, ext.lower()
-    return filename, ""
-
-
-def _parse_segment(text: str) -> _Segment:
-    seg = _Segment(_spaced(text[:_MAX_SEGMENT_CHARS]))
-    title = seg.raw
-
-    def asin(match: re.Match[str]) -> str:
-        value = match.group(1) or match.group(2)
-        if seg.asin is None:
-            seg.asin = value.upper()
-        return " "
-
-    title = _ASIN_RE.sub(asin, title)
-
-    def braces(match: re.Match[str]) -> str:
-        seg.narrators.extend(_people(match.group(1)))
-        return " "
-
-    title = _BRACES_RE.sub(braces, title)
-
-    def brackets(match: re.Match[str]) -> str:
-        inner = match.group(1).strip()
-        if _YEAR_RE.match(inner):
-            seg.year = seg.year or inner
-        elif match.start() == 0 and inner and not seg.authors:
-            seg.authors = _people(inner)
-        return " "
-
-    title = _BRACKETS_RE.sub(brackets, title.strip())
-
-    def parens(match: re.Match[str]) -> str:
-        inner = " ".join(match.group(1).split())
-        if _YEAR_RE.match(inner):
-            seg.year = seg.year or inner
-            return " "
-        if _DIGITS_RE.match(inner) or inner.casefold() in _NOISE:
-            return " "
-        found = _PAREN_NUMBER_RE.match(inner)
-        if found:
-            seg.number = seg.number if seg.number is not None else Decimal(found.group("num"))
-            return " "
-        found = _PAREN_SERIES_RE.match(inner)
-        if found and seg.paren_series is None:
-            name = clean(found.group("name"))
-            if name and any(ch.isalpha() for ch in name):
-                seg.paren_series = SeriesEntry(name, Decimal(found.group("num")))
-                return " "
-        return match.group(0)
-
-    title = " ".join(_PARENS_RE.sub(parens, title).split())
-    year = _LEADING_YEAR_RE.match(title)
-    if year:
-        seg.year = seg.year or year.group(1)
-        title = title[year.end() :]
-    seq = _LEADING_SEQ_RE.match(title)
-    if seq and seg.number is None:
-        seg.number = Decimal(seq.group("a") or seq.group("b"))
-        title = title[seq.end() :]
-    seg.title = _trim(title)
-    return seg
 
 
 def _trim(text: str) -> str:
@@ -226,36 +120,14 @@ def _looks_like_person(text: str) -> bool:
     """1-4 capitalised words per name, no digits, not starting with an article."""
     if not text or len(text) > 100 or any(ch.isdigit() for ch in text):
         return False
-    for name in _PEOPLE_SPLIT_RE.split(text):
+    for name in split_authors(text):
         words = name.replace(",", " ").split()
         if not 1 <= len(words) <= 4 or words[0].lower() in _ARTICLES:
             return False
         for word in words:
-            if word.lower() not in _PARTICLES and not word[0].isupper():
+            if not is_name_particle(word) and not word[0].isupper():
                 return False
     return True
-
-
-def _is_initial(word: str) -> bool:
-    core = word.rstrip(".")
-    return len(core) == 1 and core.isalpha()
-
-
-def _people(text: str) -> list[str]:
-    """Split "A & B", "A; B", "A and B", and "A B, C D" (but never "Last, First")."""
-    found: list[str] = []
-    for chunk in _PEOPLE_SPLIT_RE.split(text):
-        name = clean(chunk)
-        if not name:
-            continue
-        pieces = [p.strip() for p in name.split(",")]
-        if len(pieces) > 1 and all(
-            len(p.split()) >= 2 and not _is_initial(p.split()[-1]) for p in pieces
-        ):
-            found.extend(p for p in pieces if p)
-        else:
-            found.append(name)
-    return found
 
 
 def _same_book(
@@ -312,67 +184,88 @@ def _contributor(name: str) -> Contributor:
     return Contributor(name=display, role="author", sort_name=name if display != name else None)
 
 
+def _comic(parts: list[str], stem: str) -> Metadata:
+    """Comics and manga: `shelfscan.paths.comics` reads series, volume, issue and year."""
+    comic = parse_comic_path(parts)
+    title = comic.title or spaced(stem) or stem.strip() or None
+    if comic.series and title and title.replace(".", "").isdigit():
+        title = f"{comic.series} {title}"  # "Batman/001.cbz": issue 1 of Batman
+    series: tuple[SeriesEntry, ...] = ()
+    number = comic.number or comic.volume
+    if comic.series:
+        series = (SeriesEntry(comic.series, number.start if number else None),)
+    extra: dict[str, str] = {}
+    if comic.volume is not None:
+        extra["volume"] = str(comic.volume)
+    if comic.number is not None and comic.number.end is not None:
+        extra["number"] = str(comic.number)
+    if comic.special:
+        extra["special"] = "true"
+    return Metadata(format="path", title=title, series=series, release_date=comic.year, extra=extra)
+
+
 def metadata_from_path(rel_path: str) -> Metadata:
     """Title, authors, series, narrators, year and ASIN read off a relative path (format "path")."""
     parts = [p for p in rel_path.split("/") if p.strip() and p not in (".", "..")]
     if not parts:
         return Metadata(format="path")
-    stem, ext = _split_name(parts[-1])
-    stem_text = _spaced(stem)
+    stem, ext = split_name(parts[-1])
+    stem_text = spaced(stem)
     folders = [f for f in parts[:-1] if _loose(f) not in _GENERIC_FOLDERS]
-    while folders and _DISC_DIR_RE.match(folders[-1].strip()):
+    while folders and is_disc_folder(folders[-1]):
         folders.pop()
-    comic = ext in _COMIC_EXTS
+    if ext in COMIC_EXTS:
+        return _comic([*folders, parts[-1]], stem)
 
-    seg: _Segment | None = None
+    seg: TitleFolder | None = None
     above = folders
     named_author: str | None = None  # "Title/Title - Author.epub"
+    year = asin = None
+    narrators: tuple[str, ...] = ()
     if folders:
-        folder_seg = _parse_segment(folders[-1])
-        if ext in _TRACK_EXTS or (not comic and _GENERIC_STEM_RE.match(stem_text)):
+        folder_seg = parse_title_folder(folders[-1], in_series=len(folders) >= 3)
+        if (
+            ext in TRACK_EXTS
+            or (ext == "m4b" and folder_seg.marked)
+            or _GENERIC_STEM_RE.match(stem_text)
+        ):
+            # Audio tracks, an audiobook in a folder named as a title folder ("Vol 2 - 1995 -
+            # Title", "Title {Narrator}") or a generic file name: the folder is the book.
             seg, above = folder_seg, folders[:-1]
         else:
-            parent = _spaced(folders[-2]) if len(folders) > 1 else None
+            parent = spaced(folders[-2]) if len(folders) > 1 else None
             same, named_author = _same_book(stem_text, folders[-1], folder_seg.title, parent)
             if same:
                 seg, above = folder_seg, folders[:-1]
                 # The file name may add what the folder name lacks: "Title (1999).epub".
-                stem_seg = _parse_segment(stem_text)
-                seg.year = seg.year or stem_seg.year
-                seg.asin = seg.asin or stem_seg.asin
-                seg.narrators = seg.narrators or stem_seg.narrators
+                stem_seg = parse_title_folder(stem_text)
+                year, asin, narrators = stem_seg.year, stem_seg.asin, stem_seg.narrators
     in_folder = seg is not None
     if seg is None:
-        seg = _parse_segment(stem_text)
+        seg = parse_title_folder(stem_text, in_series=len(folders) >= 2)
+    year = seg.year or year
+    asin = seg.asin or asin
+    narrators = seg.narrators or narrators
+    number = seg.sequence
 
     series_name: str | None = None
     author_text: str | None = None
-    if comic:
-        series_name = _spaced(above[-1]) if above else None
-    elif len(above) >= 2:
-        series_name, author_text = _spaced(above[-1]), _spaced(above[-2])
+    if len(above) >= 2:
+        series_name, author_text = spaced(above[-1]), spaced(above[-2])
     elif above:
-        author_text = _spaced(above[0])
+        author_text = spaced(above[0])
     if author_text and _loose(author_text) in _NO_AUTHOR:
         author_text = None
-    authors = seg.authors or (_people(author_text) if author_text else [])
+    authors = list(seg.authors) or (list(split_authors(author_text)) if author_text else [])
     if not authors and named_author and _loose(named_author) not in _NO_AUTHOR:
-        authors = _people(named_author)
+        authors = list(split_authors(named_author))
 
     title = seg.title
-    if (
-        series_name
-        and seg.number is None
-        and _loose(title[: len(series_name)]) == _loose(series_name)
-    ):
+    if series_name and number is None and _loose(title[: len(series_name)]) == _loose(series_name):
         after = _AFTER_SERIES_RE.match(title[len(series_name) :])
         if after:
-            seg.number = Decimal(after.group("num"))
+            number = Decimal(after.group("num"))
             title = _trim(after.group("rest"))
-
-    if series_name and seg.number is None and title.isdigit() and len(title) <= 4:
-        seg.number = Decimal(title)  # "Batman/001.cbz": issue 1 of Batman
-        title = f"{series_name} {title}"
 
     pieces = _DASH_SPLIT_RE.split(title)
     if len(pieces) >= 2:
@@ -381,22 +274,18 @@ def metadata_from_path(rel_path: str) -> Metadata:
                 pieces = pieces[1:]
             elif _names_match(pieces[-1], authors, author_text):
                 pieces = pieces[:-1]
-        elif not in_folder and not comic and _looks_like_person(pieces[-1]):
-            authors = _people(pieces[-1])
+        elif not in_folder and _looks_like_person(pieces[-1]):
+            authors = list(split_authors(pieces[-1]))
             pieces = pieces[:-1]
         title = " - ".join(pieces)
-
-    if seg.number is None:
-        trailing = _TRAILING_SEQ_RE.search(title)
-        if trailing:
-            seg.number = Decimal(trailing.group("num"))
-            title = _trim(title[: trailing.start()])
+    subtitle: str | None = None
+    if in_folder and ext in TRACK_EXTS:
+        title, subtitle = split_subtitle(title)
 
     final_title = title or seg.title or seg.raw or stem_text or stem.strip() or None
     series: list[SeriesEntry] = []
-    paren = seg.paren_series
+    paren = SeriesEntry(*seg.series) if seg.series else None
     if series_name:
-        number = seg.number
         if paren is not None and _loose(paren.name) == _loose(series_name):
             number = number if number is not None else paren.number
             paren = None
@@ -404,14 +293,15 @@ def metadata_from_path(rel_path: str) -> Metadata:
     if paren is not None:
         series.append(paren)
     identifiers: tuple[Identifier, ...] = ()
-    if seg.asin:
-        identifiers = classify_identifier(seg.asin, "asin")
+    if asin:
+        identifiers = classify_identifier(asin, "asin")
     return Metadata(
         format="path",
         title=final_title,
+        subtitle=subtitle,
         contributors=tuple(_contributor(a) for a in dict.fromkeys(authors)),
-        narrators=tuple(dict.fromkeys(seg.narrators)),
+        narrators=narrators,
         series=tuple(series),
-        release_date=seg.year,
+        release_date=year,
         identifiers=identifiers,
     )
