@@ -19,7 +19,14 @@ import pytest
 from shelfscan.catalogue.known import KnownFile
 from shelfscan.formats.records import Contributor, Metadata, SeriesEntry
 from shelfscan.scan.discovery import DiskFile, RootWalk
-from shelfscan.scan.grouping import Unit, form_books, plan_units, split_audio, work_name
+from shelfscan.scan.grouping import (
+    Unit,
+    book_path,
+    form_books,
+    plan_units,
+    split_audio,
+    work_name,
+)
 
 # A file is "path" or "path|key=value|...": title, album, track, author, series (name#number).
 Spec = str
@@ -274,3 +281,23 @@ def test_an_audio_folder_is_read_whole() -> None:
         ["A/Book One.m4b", "A/Book Two.m4b", "A/Book Two.epub"], [], ["A/Book One.m4b"]
     )
     assert len(unit.files) == 3
+
+
+@pytest.mark.parametrize(
+    ("lead", "files", "expected"),
+    [
+        ("A/Moby Dick/Moby Dick - Part 1.m4b", 2, "A/Moby Dick/Moby Dick.m4b"),
+        ("A/Moby Dick/Moby Dick (1 of 3).mp3", 3, "A/Moby Dick/Moby Dick.mp3"),
+        ("A/Dune/Dune CD1.mp3", 2, "A/Dune/Dune.mp3"),
+        ("A/Dune/Dune_01.mp3", 2, "A/Dune/Dune.mp3"),
+        ("Dune - Part 1.m4b", 2, "Dune.m4b"),
+        ("A/Moby Dick/Moby Dick - Part 1.m4b", 1, "A/Moby Dick/Moby Dick - Part 1.m4b"),
+        ("A/Dune/Part 1.m4b", 2, "A/Dune/Part 1.m4b"),
+        ("A/Dune/01 - Intro.mp3", 5, "A/Dune/01 - Intro.mp3"),
+        ("A/Dune/1 - Dune.m4b", 2, "A/Dune/1 - Dune.m4b"),  # a series index, not a part
+        ("A/Dune/Dune - Part 1.epub", 2, "A/Dune/Dune - Part 1.epub"),  # ebooks lead as they are
+    ],
+)
+def test_book_path_names_a_book_in_parts(lead: str, files: int, expected: str) -> None:
+    fmt = PurePosixPath(lead).suffix.lstrip(".")
+    assert book_path(lead, fmt, files) == expected

@@ -18,7 +18,7 @@ from shelfscan.catalogue.pathcodec import display_path
 from shelfscan.catalogue.writer import BookRow, ChapterRow, CoverRow, FileRow
 from shelfscan.covers import StoredCover
 from shelfscan.scan.discovery import DiskFile
-from shelfscan.scan.grouping import file_stem
+from shelfscan.scan.grouping import book_path, file_stem
 from shelfscan.scan.merge import MergedBook, merge_book
 from shelfscan.scan.parse import ParseOutcome, SidecarData
 from shelfscan.scan.pathhints import metadata_from_path
@@ -100,7 +100,8 @@ class Assembler:
     def _merge(self, parts: BookParts) -> MergedBook:
         # Names that are not UTF-8 (old Samba shares) are read in their legacy code page here;
         # the file row keeps the exact bytes.
-        lead = display_path(parts.files[0].disk.path)
+        first = parts.files[0].disk
+        lead = book_path(display_path(first.path), first.format, len(parts.files))
         embedded = [p.outcome.metadata for p in parts.files if p.outcome.metadata is not None]
         return merge_book(
             embedded, parts.sidecars, lambda: metadata_from_path(lead), file_stem(lead)

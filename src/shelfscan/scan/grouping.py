@@ -244,17 +244,42 @@ def work_name(path: str, meta: Metadata | None) -> tuple[str, bool]:
 
 def _cut_part(name: str, fmt: str) -> str | None:
     """`name` without its part marker (loose form), or None when it has none."""
+    kept = _before_part(name, fmt)
+    return None if kept is None else _loose(kept)
+
+
+def _before_part(name: str, fmt: str) -> str | None:
+    """The text of `name` before its part marker, as written; None when it has no marker."""
     marker = _PART_MARKER.search(name)
     if marker:
-        return _loose(name[: marker.start()])
+        return name[: marker.start()]
     if fmt in _WHOLE_BOOK_AUDIO:
         return None
     if _LEADING_TRACK.match(name):
         return ""
     trailing = _TRAILING_TRACK.search(name)
     if trailing:
-        return _loose(name[: trailing.start()])
+        return name[: trailing.start()]
     return None
+
+
+def book_path(lead: str, fmt: str, files: int) -> str:
+    """The path that names a book: its lead file's, with a part marker cut from the name.
+
+    A book in parts is named by what its parts share: `Moby Dick/Moby Dick -
+    Part 1.m4b` is read as `Moby Dick/Moby Dick.m4b`, so the folder names the
+    book and the path rules see no "Part 1" in its title. A lone file, or a
+    part whose name is nothing but a marker ("01.mp3", "Part 1.m4b"), keeps its path.
+    """
+    if files < 2 or fmt not in AUDIO_FORMATS:
+        return lead
+    folder, _, base = lead.rpartition("/")
+    stem = file_stem(base)
+    kept = _before_part(stem, fmt)
+    if not kept or not kept.strip(" -_.,:;([{"):
+        return lead
+    name = kept.rstrip(" -_.,:;([{") + base[len(stem) :]
+    return f"{folder}/{name}" if folder else name
 
 
 def _loose(text: str) -> str:
