@@ -301,3 +301,23 @@ def test_an_audio_folder_is_read_whole() -> None:
 def test_book_path_names_a_book_in_parts(lead: str, files: int, expected: str) -> None:
     fmt = PurePosixPath(lead).suffix.lstrip(".")
     assert book_path(lead, fmt, files) == expected
+
+
+@pytest.mark.parametrize(
+    ("lead", "files", "expected"),
+    [
+        (
+            "Le Guin/A Wizard of Earthsea.mp3",
+            1,
+            "Le Guin/A Wizard of Earthsea/A Wizard of Earthsea.mp3",
+        ),
+        ("Austen/Emma.m4b", 1, "Austen/Emma/Emma.m4b"),
+        ("Austen/Emma - Part 1.mp3", 2, "Austen/Emma/Emma.mp3"),
+        ("Emma.m4b", 1, "Emma/Emma.m4b"),
+        ("Austen/01.mp3", 3, "Austen/01.mp3"),  # parts named by number alone stay in the folder
+        ("Austen/Emma.epub", 1, "Austen/Emma.epub"),
+    ],
+)
+def test_book_path_of_a_book_in_a_shared_folder(lead: str, files: int, expected: str) -> None:
+    fmt = PurePosixPath(lead).suffix.lstrip(".")
+    assert book_path(lead, fmt, files, shared_folder=True) == expected

@@ -18,7 +18,7 @@ from shelfscan.catalogue.pathcodec import display_path
 from shelfscan.catalogue.writer import BookRow, ChapterRow, CoverRow, FileRow
 from shelfscan.covers import StoredCover
 from shelfscan.scan.discovery import DiskFile
-from shelfscan.scan.grouping import book_path, file_stem
+from shelfscan.scan.grouping import AUDIO_FORMATS, book_folder, book_path, file_stem
 from shelfscan.scan.merge import MergedBook, merge_book
 from shelfscan.scan.parse import ParseOutcome, SidecarData
 from shelfscan.scan.pathhints import metadata_from_path
@@ -64,7 +64,21 @@ class Assembler:
         return found
 
     async def build(self, books: Sequence[BookParts]) -> list[BookRow]:
-        merged = [self._merge(b) for b in books]
+        # Audio folders that gave several books (`Author/Book One.mp3`, `Author/Book Two.mp3`):
+        # the folder names none of them, each file is its own book. A unit is never split
+        # across calls, so all books of a folder are here.
+        audio_books = Counter(
+            (b.files[0].disk.root_id, book_folder(b.files[0].disk.path))
+            for b in books
+            if b.files[0].disk.format in AUDIO_FORMATS
+        )
+        merged = [
+            self._merge(
+                b,
+                audio_books[(b.files[0].disk.root_id, book_folder(b.files[0].disk.path))] > 1,
+            )
+            for b in books
+        ]
         wanted: dict[EntityKey, EntityName] = {}
 
         def person(name: str, sort_name: str | None = None) -> None:
@@ -97,11 +111,11 @@ class Assembler:
         ids = await self._resolver.resolve(wanted)
         return [self._row(parts, m, ids) for parts, m in zip(books, merged, strict=True)]
 
-    def _merge(self, parts: BookParts) -> MergedBook:
+    def _merge(self, parts: BookParts, shared_folder: bool = False) -> MergedBook:
         # Names that are not UTF-8 (old Samba shares) are read in their legacy code page here;
         # the file row keeps the exact bytes.
         first = parts.files[0].disk
-        lead = book_path(display_path(first.path), first.format, len(parts.files))
+        lead = book_path(display_path(first.path), first.format, len(parts.files), shared_folder)
         embedded = [p.outcome.metadata for p in parts.files if p.outcome.metadata is not None]
         return merge_book(
             embedded, parts.sidecars, lambda: metadata_from_path(lead), file_stem(lead)

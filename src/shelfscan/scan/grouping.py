@@ -60,6 +60,7 @@ _PART_MARKER = re.compile(
 _LEADING_TRACK = re.compile(r"^\s*\d{1,4}(?:\s*[-_.)]\s*|\s+|$)")
 _TRAILING_TRACK = re.compile(r"(?:\s+|\s*[-_]\s*)\d{1,4}\s*$")
 _WORD_NOISE = re.compile(r"[\W_]+")
+_GENERIC_NAME = re.compile(r"^\W*(?:\d{1,4}|(?:part|track|chapter|cd|dis[ck])\s*\d{1,4})\W*$", re.I)
 _WHOLE_BOOK_AUDIO = frozenset({"m4b"})
 # Which format of a multi-format book leads (its text metadata is the richest).
 _FORMAT_RANK = {"epub": 0, "fb2": 1, "mobi": 2, "pdf": 3, "cbz": 4, "cbr": 5, "cb7": 6, "cbt": 7}
@@ -263,23 +264,28 @@ def _before_part(name: str, fmt: str) -> str | None:
     return None
 
 
-def book_path(lead: str, fmt: str, files: int) -> str:
-    """The path that names a book: its lead file's, with a part marker cut from the name.
+def book_path(lead: str, fmt: str, files: int, shared_folder: bool = False) -> str:
+    """The path that names an audiobook: its lead file's, as the path rules should read it.
 
     A book in parts is named by what its parts share: `Moby Dick/Moby Dick -
     Part 1.m4b` is read as `Moby Dick/Moby Dick.m4b`, so the folder names the
-    book and the path rules see no "Part 1" in its title. A lone file, or a
-    part whose name is nothing but a marker ("01.mp3", "Part 1.m4b"), keeps its path.
+    book and the path rules see no "Part 1" in its title (a part named by its
+    marker alone, "01.mp3" or "Part 1.m4b", keeps its path). A book split out of
+    a folder that holds several (`shared_folder`) is read as if in a folder of
+    its own name: `Le Guin/A Wizard of Earthsea.mp3` as `Le Guin/A Wizard of
+    Earthsea/A Wizard of Earthsea.mp3`, since its folder names its author, not it.
     """
-    if files < 2 or fmt not in AUDIO_FORMATS:
+    if fmt not in AUDIO_FORMATS or (files < 2 and not shared_folder):
         return lead
     folder, _, base = lead.rpartition("/")
     stem = file_stem(base)
-    kept = _before_part(stem, fmt)
-    if not kept or not kept.strip(" -_.,:;([{"):
-        return lead
-    name = kept.rstrip(" -_.,:;([{") + base[len(stem) :]
-    return f"{folder}/{name}" if folder else name
+    kept = _before_part(stem, fmt) if files > 1 else None
+    if kept and kept.strip(" -_.,:;([{"):
+        stem = kept.rstrip(" -_.,:;([{")
+        base = stem + base[len(file_stem(base)) :]
+    if shared_folder and not _GENERIC_NAME.match(stem):
+        base = f"{stem}/{base}"
+    return f"{folder}/{base}" if folder else base
 
 
 def _loose(text: str) -> str:

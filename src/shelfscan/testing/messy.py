@@ -27,7 +27,7 @@ import random
 import sys
 import zipfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -235,6 +235,21 @@ def _canonical(w: _Writer) -> None:
             "manga", (w.file("Manga/Btooom!/Vol.1/Chapter 1/1.cbz", _cbz(5)),), series="Btooom!"
         )
     )
+    w.book(
+        MessyBook(
+            "manga",
+            (w.file("Manga/Kaguya-sama/Kaguya-sama c106.cbz", _cbz(8)),),
+            series="Kaguya-sama",
+        )
+    )
+    w.book(
+        MessyBook(
+            "comic",
+            (w.file("BD/Asterix/Asterix T03.cbz", _cbz(9)),),
+            series="Asterix",
+            number=Decimal(3),
+        )
+    )
     noisy = "Akame ga KILL! ZERO (2016-2019) (Digital) (LuCaZ)"
     w.book(
         MessyBook(
@@ -288,6 +303,50 @@ def _canonical(w: _Writer) -> None:
             asin="B07DMBX2N3",
         )
     )
+    for folder, lead, book in (
+        (
+            "Audiobooks/Robin Hobb/Farseer/1. Assassin's Apprentice {Paul Boehmer}",
+            "Assassin's Apprentice.m4b",
+            MessyBook(
+                "audiobook",
+                (),
+                title="Assassin's Apprentice",
+                authors=("Robin Hobb",),
+                series="Farseer",
+                number=Decimal(1),
+                narrators=("Paul Boehmer",),
+            ),
+        ),
+        (
+            "Audiobooks/Robin Hobb/Farseer/#3 - Assassin's Quest",
+            "01.mp3",
+            MessyBook(
+                "audiobook",
+                (),
+                title="Assassin's Quest",
+                authors=("Robin Hobb",),
+                series="Farseer",
+                number=Decimal(3),
+            ),
+        ),
+        (
+            "Audiobooks/Kishimi, Ichiro, Koga, Fumitake/The Courage to Be Happy",
+            "The Courage to Be Happy.m4b",
+            MessyBook(
+                "audiobook",
+                (),
+                title="The Courage to Be Happy",
+                authors=("Ichiro Kishimi", "Fumitake Koga"),
+            ),
+        ),
+        (
+            "Audiobooks/张三, 李四/书名",
+            "书名.m4b",
+            MessyBook("audiobook", (), title="书名", authors=("张三", "李四")),
+        ),
+    ):
+        data = _mp3() if lead.endswith(".mp3") else _m4b()
+        w.book(replace(book, files=(w.file(f"{folder}/{lead}", data),)))
     # Several single-file audiobooks in one author folder: tagged titles, then untagged.
     for title in ("Emma", "Persuasion"):
         w.book(
@@ -305,6 +364,23 @@ def _canonical(w: _Writer) -> None:
                 (w.file(f"Audiobooks/Agatha Christie/{title}.m4b", _m4b()),),
                 title=title,
                 authors=("Agatha Christie",),
+            )
+        )
+    for title, tagged in (
+        ("A Wizard of Earthsea", True),
+        ("The Tombs of Atuan", True),
+        ("The Farthest Shore", False),
+    ):  # mp3 files, one a book
+        w.book(
+            MessyBook(
+                "audiobook",
+                (
+                    w.file(
+                        f"Audiobooks/Ursula K. Le Guin/{title}.mp3", _mp3(title if tagged else None)
+                    ),
+                ),
+                title=title,
+                authors=("Ursula K. Le Guin",),
             )
         )
     # ...and one audiobook in parts next to them is still one book.
