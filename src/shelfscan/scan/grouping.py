@@ -42,12 +42,11 @@ from shelfscan import names
 from shelfscan.catalogue.known import KnownFile
 from shelfscan.formats.comics import natural_key
 from shelfscan.formats.records import Metadata
+from shelfscan.paths.tokens import is_disc_folder, split_name
 from shelfscan.scan.discovery import DiskFile, RootWalk
 
 AUDIO_FORMATS = frozenset({"m4b", "m4a", "mp4", "mp3", "flac", "ogg", "oga", "opus"})
-_DISC_DIR = re.compile(r"^(cd|dis[ck]|part)\s*[-_ ]?\s*\d{1,3}$", re.IGNORECASE)
 _LEADING_NUMBER = re.compile(r"^\s*(\d+)")
-_DOUBLE_EXTS = (".kepub.epub", ".fb2.zip")
 # A part marker and whatever follows it: "Part 2", "Pt. 3", "Chapter 04: The Road", "CD1",
 # "Disc 2", "Track 07", "(2 of 5)", "2/5"; Teil, Kapitel, Partie, Capitulo, Cap. as users write.
 _PART_MARKER = re.compile(
@@ -84,14 +83,14 @@ class Unit:
 def book_folder(path: str) -> str:
     """The folder a file's book lives in: a `CD 2/` or `Disc 1/` level is folded into its parent."""
     folder = posixpath.dirname(path)
-    if folder and _DISC_DIR.match(posixpath.basename(folder)):
+    if folder and is_disc_folder(posixpath.basename(folder)):
         return posixpath.dirname(folder)
     return folder
 
 
 def disc_of_path(path: str) -> int:
     folder = posixpath.basename(posixpath.dirname(path))
-    if _DISC_DIR.match(folder):
+    if is_disc_folder(folder):
         digits = re.findall(r"\d+", folder)
         return int(digits[-1]) if digits else 0
     return 0
@@ -162,28 +161,16 @@ def _one_unit(files: Sequence[DiskFile]) -> bool:
 
 def file_stem(path: str) -> str:
     """A file's name without its extension (".kepub.epub" and ".fb2.zip" count as one)."""
-    base = posixpath.basename(path)
-    lowered = base.lower()
-    for suffix in _DOUBLE_EXTS:
-        if lowered.endswith(suffix):
-            return base[: -len(suffix)] or base
-    stem, _ = posixpath.splitext(base)
-    return stem or base
+    return split_name(path[path.rfind("/") + 1 :])[0]
 
 
 def stem_key(path: str) -> str:
     """What makes two files' names "the same book": the stem, case and spacing aside.
 
-    Runs for every file of a multi-file folder while units are planned, so it
-    avoids posixpath and does the spacing work only for names that need it.
+    Runs for every file of a multi-file folder while units are planned, so the
+    spacing work is done only for names that need it.
     """
-    base = path[path.rfind("/") + 1 :].casefold()
-    for suffix in _DOUBLE_EXTS:
-        if base.endswith(suffix) and len(base) > len(suffix):
-            stem = base[: -len(suffix)]
-            break
-    else:
-        stem = base.rpartition(".")[0].rstrip(".") or base
+    stem = file_stem(path).casefold()
     if "_" in stem:
         stem = stem.replace("_", " ")
     return " ".join(stem.split()) if "  " in stem or stem[:1] == " " or stem[-1:] == " " else stem
