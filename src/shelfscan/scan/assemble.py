@@ -66,18 +66,17 @@ class Assembler:
     async def build(self, books: Sequence[BookParts]) -> list[BookRow]:
         # Audio folders that gave several books (`Author/Book One.mp3`, `Author/Book Two.mp3`):
         # the folder names none of them, each file is its own book. A unit is never split
-        # across calls, so all books of a folder are here.
-        audio_books = Counter(
+        # across chunks, so all books of a folder are here.
+        folders = [
             (b.files[0].disk.root_id, book_folder(b.files[0].disk.path))
-            for b in books
             if b.files[0].disk.format in AUDIO_FORMATS
-        )
-        merged = [
-            self._merge(
-                b,
-                audio_books[(b.files[0].disk.root_id, book_folder(b.files[0].disk.path))] > 1,
-            )
+            else None
             for b in books
+        ]
+        audio_books = Counter(f for f in folders if f is not None)
+        merged = [
+            self._merge(b, f is not None and audio_books[f] > 1)
+            for b, f in zip(books, folders, strict=True)
         ]
         wanted: dict[EntityKey, EntityName] = {}
 
