@@ -12,10 +12,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from shelfscan.config import ConfigError, Settings
+from shelfscan.jobs.queue import JobQueue
 from shelfscan.scan.discovery import DEFAULT_RULES, IgnoreRules, walk_root
+from shelfscan.watch import LibraryWatcher, WatchOptions
 
 # (relative path of a book file, skipped by the default rules?)
 JUNK_TABLE: list[tuple[str, bool]] = [
@@ -165,3 +168,17 @@ def test_a_junk_root_name_is_not_held_against_the_root(tmp_path: Path) -> None:
     root = tmp_path / ".books"
     _touch(root, "Book.epub")
     assert [f.path for f in walk_root(1, str(root)).files] == ["Book.epub"]
+
+
+async def test_the_watcher_starts_no_scan_for_changes_in_junk(pool: asyncpg.Pool) -> None:
+    """Synology's indexer writes `@eaDir/` thumbnails all day: those changes start no job."""
+    watcher = LibraryWatcher(pool, JobQueue(pool, "watcher", 10), WatchOptions())
+    roots = {"/lib": (1, 1)}
+    await watcher._enqueue(
+        roots,
+        ["/lib/Author/@eaDir/Book.epub/SYNOFILE_THUMB_M.jpg", "/lib/#recycle/Old.epub", "/lib/._x"],
+    )
+    assert await pool.fetchval("SELECT count(*) FROM shelfscan.jobs") == 0
+    await watcher._enqueue(roots, ["/lib/Author/Book.epub", "/lib/Author/@eaDir/x.epub"])
+    payload = await pool.fetchval("SELECT payload FROM shelfscan.jobs")
+    assert payload["paths"] == ["Author/Book.epub"]
