@@ -85,7 +85,7 @@ def test_trailing_numbers(segment: str, number: str | None) -> None:
 
 
 SPECIAL = [
-    ("Beastars SP01", True), ("Batman Annual", True), ("X-23 One Shot", True), ("Omake", True),
+    ("Beastars SP01", True), ("Batman Annual", False), ("X-23 One Shot", False), ("Omake", True),
     ("Love Hina - Special", True), ("Specialist v01", False), ("Mazebook 001", False),
     ("Extraordinary", False),
 ]  # fmt: skip

@@ -14,6 +14,8 @@ Conventions (Audiobookshelf's directory-structure docs and its folder scanner): 
 * the year is a leading `1994 - ` or `(1994) - `, a last ` - 1994` part, or a `(1994)` /
   `[1994]` group;
 * the subtitle is what follows the first ` - ` (for audiobook title folders);
+* a whole ` - ` part naming a series and its number, first or last ("Sword Art Online Vol
+  10 - Title", "Title - Hollows Vol 2.5"), is a series entry (Kavita's book names);
 * other groups: a leading `[Author]`, `(Series #3)` / `(Series, Book 3)` series entries,
   `(Book 3)`, calibre's `(17)` id and `(Unabridged)`-like noise (dropped);
 * a trailing `, Book 2`, ` Volume 2` or ` (Book 2)` is a sequence too (ebook names).
@@ -160,6 +162,15 @@ def parse_title_folder(text: str, *, in_series: bool = False) -> TitleFolder:
                     parts[index] = rest
                 else:
                     del parts[index]
+                break
+    if sequence is None and series is None and len(parts) > 1:
+        # "Sword Art Online Vol 10 - Title", "Author - Title - Hollows Vol 2.5": a named
+        # series with its number as a whole " - " part.
+        for index in (0, len(parts) - 1):
+            named = series_entry(parts[index])
+            if named is not None and any(ch.isalpha() for ch in named[0]):
+                series = (" ".join(named[0].split()), named[1])
+                del parts[index]
                 break
     if len(parts) > 1 and _YEAR_RE.match(parts[-1]):
         year = year or parts.pop()  # "Book 7 - Title - 2007"

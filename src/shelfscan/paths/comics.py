@@ -26,9 +26,10 @@ folders, and a mixed library needs both):
   another series keeps it, as Kavita does ("Goblin Slayer/Goblin Slayer - Brand New Day
   006.5.cbz" is a spin-off filed with its parent; Komga would say "Goblin Slayer"). A file in
   the library root takes its series from its own name.
-* Specials: Kavita's comic rules (SP01, Annual, One Shot, Omake, Special(s), Bonus, TPB,
-  Omnibus, Hors Série, FCBD, art books). Kavita's manga rules flag only `SP01`; one reading
-  for both suits a library that mixes them, and a user calls "X-23 One Shot" a special.
+* Specials: an `SP01` marker, a name ending in a lone special word ("Love Hina - Special",
+  "... - Omake"), or a `Specials/`, `Extras/`, `Omake/`, `Bonus/` folder (Kavita's current
+  rules, the same for comics and manga). Annuals, one-shots, TPBs and omnibuses are issues
+  of their own series ("Blood Syndicate Annual #001": series "Blood Syndicate Annual").
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ class ComicName:
 
 _SEGMENT_SPLIT_RE = re.compile(r"\s+-\s+|\s+-(?=\S)|(?<=\S)-\s+")
 _AFTER_VOLUME_RE = re.compile(r"^\s*(?:-\s*)?(?P<a>\d{1,5}(?:\.\d{1,3})?)(?=$|[\s\-,.])")
+_GROUP_RE = re.compile(r"\(([^()]*)\)|\[([^\[\]]*)\]|\{([^{}]*)\}")
 _OF_RE = re.compile(r"^(?:(?P<a>\d{1,4})\s+)?of\s+\d{1,4}$", re.I)
 _LONG_VOLUME_WORD_RE = re.compile(r"^\s*(?:vol|volume|tome|том)", re.I)
 _YEAR_LIKE_RE = re.compile(r"^(?:1[89]|20)\d{2}$")
@@ -78,12 +80,8 @@ _CONTAINER_FOLDERS = frozenset(
     }
 )  # fmt: skip
 _SPECIAL_FOLDERS = frozenset(
-    {
-        "specials", "special", "extras", "extra", "omake", "omakes", "bonus", "bonuses",
-        "one shots", "one-shots", "oneshots", "annuals", "artbooks", "art books", "artbook",
-        "side stories",
-    }
-)  # fmt: skip
+    {"specials", "special", "extras", "extra", "omake", "omakes", "bonus", "bonuses"}
+)
 # Containers nest a few deep ("Series/Vol.1/Chapter 1/"); farther folders are shelves.
 _MAX_FOLDERS = 8
 _CUT_TAIL_RE = re.compile(r"[\s\-_,:;~]+$")
@@ -95,6 +93,8 @@ def _from_groups(
     """(year, volume, chapter, "N of M" issue) that bracket groups give."""
     year = volume = chapter = of = None
     for group in groups:
+        if not any(ch.isdigit() for ch in group):
+            continue  # every year, volume, chapter and "N of M" has a digit
         if year is None:
             year = group_year(group)
             if year is not None:
@@ -120,7 +120,9 @@ def _from_groups(
 def _groups_with_volume_words(text: str) -> list[str]:
     """Bracket groups as `_from_groups` may read them: `[v2]` (a release version) is left out."""
     out: list[str] = []
-    for match in re.finditer(r"\(([^()]*)\)|\[([^\[\]]*)\]|\{([^{}]*)\}", text):
+    if not any(ch in text for ch in "([{"):
+        return out
+    for match in _GROUP_RE.finditer(text):
         paren, square, brace = match.groups()
         if paren is not None:
             out.append(paren.strip())
@@ -175,8 +177,9 @@ def parse_comic_name(name: str, *, series_known: bool = False) -> ComicName:
     rest, _ = strip_groups(text)
     year, group_volume, group_chapter, of = _from_groups(groups)
 
-    volume = find_volume(rest)
-    chapter = find_chapter(rest)
+    digits = any(ch.isdigit() for ch in rest)
+    volume = find_volume(rest) if digits else None
+    chapter = find_chapter(rest) if digits else None
     special = find_special(rest)
     episode = find_episode(rest) if chapter is not None else None
     cut_at = min(
@@ -207,11 +210,17 @@ def parse_comic_name(name: str, *, series_known: bool = False) -> ComicName:
     )
 
 
-def _is_container(folder: str, parsed: ComicName) -> bool:
+def _container(folder: str) -> ComicName | None:
+    """What a volume/chapter/specials container folder gives; None for any other folder."""
     key = " ".join(spaced(folder).casefold().split())
-    return key in _CONTAINER_FOLDERS or (
-        parsed.series is None and (parsed.volume is not None or parsed.number is not None)
-    )
+    if key in _CONTAINER_FOLDERS:
+        return ComicName(special=key in _SPECIAL_FOLDERS)
+    if not any(ch.isdigit() for ch in key):
+        return None  # "Vol.1", "Chapter 1", "v01" all carry a number
+    parsed = parse_comic_name(folder)
+    if parsed.series is None and (parsed.volume is not None or parsed.number is not None):
+        return parsed
+    return None
 
 
 def parse_comic_path(parts: Sequence[str]) -> ComicName:
@@ -228,11 +237,11 @@ def parse_comic_path(parts: Sequence[str]) -> ComicName:
     series_folder: str | None = None
     while folders:
         folder = folders.pop()
-        parsed = parse_comic_name(folder)
-        if _is_container(folder, parsed):
+        parsed = _container(folder)
+        if parsed is not None:
             volume = volume or parsed.volume
             chapter = chapter or parsed.number
-            special = special or " ".join(spaced(folder).casefold().split()) in _SPECIAL_FOLDERS
+            special = special or parsed.special
             continue
         series_folder = folder
         break

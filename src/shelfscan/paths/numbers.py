@@ -147,12 +147,13 @@ _CHAPTERS = _family(
 # Episodes rank below chapters and issues: "Umineko - Episode 3 - ... #02" is issue 2.
 _EPISODES = _family((rf"{_B}(?:episode|ep)\.?\s*[-.]?\s*{_RANGE}{_A}",), ())
 
-# Specials: Kavita's comic conventions (annuals, one-shots, omake, TPB, hors-série...).
+# Specials, as Kavita's current scanner tests assert them: an "SP01" marker, or a name whose
+# last " - " part is only a special word ("Love Hina - Special", "... - Omake"). Annuals,
+# one-shots, TPBs and omnibuses are issues of their own series ("Batman Beyond Annual" is a
+# series in ComicVine's sense), so words inside a title flag nothing.
 _SP_RE = re.compile(rf"{_B}sp\s?(?P<a>\d{{1,3}}){_A}", re.I)
 _SPECIAL_WORD_RE = re.compile(
-    r"(?<![^\W_])(?:specials?|annuals?|one[\s-]?shots?|omake|bonus|omnibus|tpb|fcbd"
-    r"|art\s?books?|hors[\s-]s[ée]rie|t?hs)(?![^\W_])",
-    re.I,
+    r"(?:^|\s-\s*)(?:specials?|omake|extras?|bonus|one[\s-]?shot)\s*$", re.I
 )
 _YEAR_GROUP_RE = re.compile(
     r"^(?:(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?,?\s+)?"
@@ -202,8 +203,8 @@ def find_episode(text: str) -> Marker | None:
 
 
 def find_special(text: str) -> Marker | None:
-    """An `SP01` marker (with its index) or a special word (Annual, One Shot, Omake, Special,
-    TPB, Omnibus, Hors Série...); None when the name is an ordinary issue."""
+    """An `SP01` marker (with its index), or a last " - " part that is only a special word
+    (Special, Specials, Omake, Extra, Bonus, One Shot); None for an ordinary issue."""
     sp = _SP_RE.search(text)
     word = _SPECIAL_WORD_RE.search(text)
     if sp and (word is None or sp.start() <= word.start()):

@@ -246,6 +246,8 @@ def metadata_from_path(rel_path: str) -> Metadata:
     year = seg.year or year
     asin = seg.asin or asin
     narrators = seg.narrators or narrators
+    if ext not in TRACK_EXTS and ext != "m4b":
+        narrators = ()  # "{r2}" on an ebook is a release tag; narrators are audiobook names
     number = seg.sequence
 
     series_name: str | None = None
@@ -277,6 +279,10 @@ def metadata_from_path(rel_path: str) -> Metadata:
         elif not in_folder and _looks_like_person(pieces[-1]):
             authors = list(split_authors(pieces[-1]))
             pieces = pieces[:-1]
+        elif not in_folder and "," in pieces[0] and _looks_like_person(pieces[0]):
+            # "Harrison, Kim - Title": calibre's "author sort - title" file names.
+            authors = list(split_authors(pieces[0]))
+            pieces = pieces[1:]
         title = " - ".join(pieces)
     subtitle: str | None = None
     if in_folder and ext in TRACK_EXTS:
@@ -292,6 +298,10 @@ def metadata_from_path(rel_path: str) -> Metadata:
         series.append(SeriesEntry(series_name, number))
     if paren is not None:
         series.append(paren)
+    elif not series and number is not None and title and not in_folder and ext not in TRACK_EXTS:
+        # "Faust - Volume 01.epub", "Harry Potter - Book 1.epub": a numbered book with no
+        # series folder is volume N of the series its title names (Kavita's book names).
+        series.append(SeriesEntry(title, number))
     identifiers: tuple[Identifier, ...] = ()
     if asin:
         identifiers = classify_identifier(asin, "asin")
