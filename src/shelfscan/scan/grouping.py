@@ -13,10 +13,11 @@ Books, inside a unit (`form_books`):
 
 - Audio parts sharing an album tag are one audiobook (but .m4b files of one
   album with titles of their own are several, as below: rippers put the
-  series in the album); files with different albums are different books. Without albums, a folder is one audiobook when
-  its files are parts: in disc folders, numbered by distinct track tags, or
-  named as parts ("Part 2", "Chapter 3", "CD 1", "(2 of 5)", "Track 4", and
-  for track formats such as mp3 a leading or trailing number: "01 - Intro").
+  series in the album); files with different albums are different books.
+  Without albums, a folder is one audiobook when its files are parts: in disc
+  folders, numbered by distinct track tags, or named as parts ("Part 2",
+  "Chapter 3", "CD 1", "(2 of 5)", "Track 4", and for track formats such as
+  mp3 a leading or trailing number: "01 - Intro").
   Otherwise each distinct work name (the title tag, or the file name when
   untagged, with part markers cut) is a book: `Author/Book One.m4b` and
   `Author/Book Two.m4b` are two audiobooks, Audiobookshelf's most reported
