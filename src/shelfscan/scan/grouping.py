@@ -114,24 +114,22 @@ def plan_units(
     units: list[Unit] = []
     for key, files in files_by_folder.items():
         root_id, folder = key
+        dirty = [f for f in files if (root_id, f.path) in touched]
+        if not dirty and key not in refresh_folders:
+            continue  # nothing new here (a no-change rescan): no names to compare
         if _one_unit(files):
-            dirty = key in refresh_folders or any((f.root_id, f.path) in touched for f in files)
-            if dirty:
-                units.append(
-                    Unit(
-                        root_id,
-                        folder,
-                        [(f, known.get((f.root_id, f.path))) for f in files],
-                        sidecars_by_folder.get(key, []),
-                    )
+            units.append(
+                Unit(
+                    root_id,
+                    folder,
+                    [(f, known.get((root_id, f.path))) for f in files],
+                    sidecars_by_folder.get(key, []),
                 )
+            )
             continue
         stems = [stem_key(f.path) for f in files]
         if len(set(stems)) == len(stems):  # every name once: one unit per new or changed file
-            for f in files:
-                path_key = (root_id, f.path)
-                if path_key in touched:
-                    units.append(Unit(root_id, folder, [(f, known.get(path_key))]))
+            units.extend(Unit(root_id, folder, [(f, known.get((root_id, f.path)))]) for f in dirty)
             continue
         by_stem: dict[str, list[DiskFile]] = defaultdict(list)
         for f, stem in zip(files, stems, strict=True):
