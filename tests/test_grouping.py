@@ -321,3 +321,18 @@ def test_book_path_names_a_book_in_parts(lead: str, files: int, expected: str) -
 def test_book_path_of_a_book_in_a_shared_folder(lead: str, files: int, expected: str) -> None:
     fmt = PurePosixPath(lead).suffix.lstrip(".")
     assert book_path(lead, fmt, files, shared_folder=True) == expected
+
+
+def test_names_alike_up_to_a_dot_are_still_told_apart() -> None:
+    paths = [
+        "Books/Mr. Smith.epub",
+        "Books/Mr. Jones.epub",
+        "Books/Mr. Smith.pdf",
+        "Books/MR_X.epub",
+    ]
+    units = _units(paths, [])
+    assert sorted(sorted(d.path for d, _ in u.files) for u in units) == [
+        ["Books/MR_X.epub"],
+        ["Books/Mr. Jones.epub"],
+        ["Books/Mr. Smith.epub", "Books/Mr. Smith.pdf"],
+    ]

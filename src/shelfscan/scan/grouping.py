@@ -127,13 +127,12 @@ def plan_units(
                 )
             )
             continue
-        stems = [stem_key(f.path) for f in files]
-        if len(set(stems)) == len(stems):  # every name once: one unit per new or changed file
+        if len(_rough_names(files)) == len(files):  # every name once: a unit per dirty file
             units.extend(Unit(root_id, folder, [(f, known.get((root_id, f.path)))]) for f in dirty)
             continue
         by_stem: dict[str, list[DiskFile]] = defaultdict(list)
-        for f, stem in zip(files, stems, strict=True):
-            by_stem[stem].append(f)
+        for f in files:
+            by_stem[stem_key(f.path)].append(f)
         for same_name in by_stem.values():
             paths = [(root_id, f.path) for f in same_name]
             if not touched.isdisjoint(paths):
@@ -145,6 +144,19 @@ def plan_units(
                     )
                 )
     return units
+
+
+def _rough_names(files: Sequence[DiskFile]) -> set[str]:
+    """A coarser `stem_key` (the name up to its first dot, without case, spaces or "_"),
+    cheap enough for every file of a flat folder: names it tells apart are different books."""
+    return {
+        f.path[f.path.rfind("/") + 1 :]
+        .partition(".")[0]
+        .casefold()
+        .replace("_", "")
+        .replace(" ", "")
+        for f in files
+    }
 
 
 def _one_unit(files: Sequence[DiskFile]) -> bool:
