@@ -69,9 +69,6 @@ class MessyManifest:
     books: list[MessyBook] = field(default_factory=list)
     junk: list[str] = field(default_factory=list)  # files a scanner must skip
 
-    def by_files(self) -> dict[frozenset[str], MessyBook]:
-        return {frozenset(b.files): b for b in self.books}
-
 
 # --- file writers ------------------------------------------------------------------------------
 
