@@ -71,6 +71,7 @@ AUTHORS = [
     ("Neil Gaiman and Terry Pratchett and Someone Else",
      ("Neil Gaiman", "Terry Pratchett", "Someone Else")),
     ("  John   Smith  ", ("John Smith",)),
+    ("Goscinny und Uderzo", ("Goscinny", "Uderzo")),
     ("", ()),
 ]  # fmt: skip
 

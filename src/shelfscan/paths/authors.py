@@ -19,7 +19,7 @@ from shelfscan.names import is_cjk, is_name_particle, is_name_suffix
 
 __all__ = ["split_authors"]
 
-_LIST_SPLIT_RE = re.compile(r"\s*(?:;|；|&|＆|\+|\band\b|\bund\b|\bet\b|、|，)\s*", re.I)
+_LIST_SPLIT_RE = re.compile(r"\s*(?:;|；|&|＆|\+|\band\b|\bund\b|、|，)\s*", re.I)
 
 
 def _is_surname(piece: str) -> bool:
