@@ -17,6 +17,7 @@ from shelfscan.jobs.events import JobEvents, JobProgress
 from shelfscan.jobs.lease import hold_lease
 from shelfscan.jobs.queue import JobQueue
 from shelfscan.jobs.store import start_cli_job
+from shelfscan.scan.discovery import IgnoreRules
 from shelfscan.scan.executor import ParseExecutor
 from shelfscan.scan.pipeline import ScanCancelled, Scanner, ScanOptions, ScanSummary
 from shelfscan.scan.progress import Progress, ProgressView, publish_progress
@@ -121,6 +122,7 @@ def scanner_for(
         workers=workers or settings.workers,
         chunk_size=settings.chunk_size,
         settle_s=settings.settle_s,
+        ignore=IgnoreRules.from_patterns(settings.ignore),
     )
     return Scanner(pool, executor, options)
 

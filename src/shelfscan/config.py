@@ -69,6 +69,7 @@ class Settings:
     full_scan_hours: float
     purge_after_days: float
     settle_s: float
+    ignore: tuple[str, ...]  # name globs the walk skips; "default" is discovery.DEFAULT_IGNORE
     covers_compact_hours: float = 24.0  # the daemon's covers compaction; 0: never
 
     @classmethod
@@ -120,6 +121,7 @@ class Settings:
             purge_after_days=_float(env, "SHELFSCAN_PURGE_AFTER_DAYS", 0.0, 0.0, 36500.0),
             settle_s=_float(env, "SHELFSCAN_SETTLE_SECONDS", 2.0, 0.0, 3600.0),
             covers_compact_hours=_float(env, "SHELFSCAN_COVERS_COMPACT_HOURS", 24.0, 0.0, 8760.0),
+            ignore=_patterns(env, "SHELFSCAN_IGNORE", ("default",)),
         )
 
 
@@ -166,3 +168,15 @@ def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str,
     if raw not in allowed:
         raise ConfigError(f"{name} must be one of {', '.join(allowed)}, not {raw!r}")
     return raw
+
+
+def _patterns(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """A comma-separated list of name globs; a "/" cannot be in a name, so it is refused."""
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return default
+    patterns = tuple(p.strip() for p in raw.split(",") if p.strip())
+    for pattern in patterns:
+        if "/" in pattern:
+            raise ConfigError(f"{name} holds folder or file names (globs), not paths: {pattern!r}")
+    return patterns

@@ -85,6 +85,7 @@ async def serve(
                             debounce_ms=settings.watch_debounce_ms,
                             poll_interval_s=settings.watch_poll_interval_s,
                             full_scan_interval_s=settings.full_scan_hours * 3600,
+                            ignore=scanner.options.ignore,
                         ),
                     )
                     watch_task = asyncio.create_task(watcher.run(stopping), name="watcher")

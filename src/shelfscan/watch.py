@@ -25,6 +25,7 @@ from shelfscan.formats.sidecars import SIDECAR_NAMES
 from shelfscan.jobs.contract import ScanFolders
 from shelfscan.jobs.queue import JobQueue
 from shelfscan.jobs.store import enqueue_due_full_scans
+from shelfscan.scan.discovery import DEFAULT_RULES, IgnoreRules
 
 WatchMode = Literal["auto", "events", "polling"]
 NETWORK_FILESYSTEMS = frozenset(
@@ -51,6 +52,7 @@ class WatchOptions:
     debounce_ms: int = 1600
     poll_interval_s: float = 30.0
     full_scan_interval_s: float = 24 * 3600.0  # 0 disables the scheduled full scans
+    ignore: IgnoreRules = DEFAULT_RULES  # changes below junk folders (@eaDir, ...) start no scan
     refresh_roots_s: float = 60.0
 
 
@@ -157,7 +159,9 @@ class LibraryWatcher:
                 continue
             for root in roots:
                 if path == root or path.startswith(root.rstrip("/") + "/"):
-                    by_root[root].add(path[len(root.rstrip("/")) + 1 :] if path != root else "")
+                    rel = path[len(root.rstrip("/")) + 1 :] if path != root else ""
+                    if not self.options.ignore.skips_path(rel):
+                        by_root[root].add(rel)
                     break
         for root, rels in by_root.items():
             library_id, root_id = roots[root]

@@ -170,10 +170,16 @@ class Move:
     device: int
 
 
-async def apply_moves(pool: asyncpg.Pool, moves: Sequence[Move]) -> int:
-    """A moved or renamed file keeps its row, its book and every edit; only where it is changes."""
+async def apply_moves(pool: asyncpg.Pool, moves: Sequence[Move]) -> frozenset[int]:
+    """A moved or renamed file keeps its row, its book and every edit; only where it is changes.
+
+    Returns the ids of the moved files' books that hold a field read off the
+    path (`field_sources` value `path`): what the old path said is stale, so
+    the scan re-reads those books from their new place. A book whose fields
+    all came from tags or sidecars costs nothing more than the row update.
+    """
     if not moves:
-        return 0
+        return frozenset()
     db_paths = [to_db(m.path) for m in moves]
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(
@@ -196,12 +202,21 @@ async def apply_moves(pool: asyncpg.Pool, moves: Sequence[Move]) -> int:
             [m.size for m in moves],
             [m.mtime_ns for m in moves],
         )
+        book_ids = list({m.book_id for m in moves})
         await conn.execute(
             "UPDATE shelfscan.books SET status = 'ok', updated_at = now() "
             "WHERE status = 'missing' AND id = ANY($1::bigint[])",
-            list({m.book_id for m in moves}),
+            book_ids,
         )
-    return len(moves)
+        stale = await conn.fetch(
+            """
+            SELECT b.id FROM shelfscan.books b
+            WHERE b.id = ANY($1::bigint[])
+              AND EXISTS (SELECT 1 FROM jsonb_each_text(b.field_sources) s WHERE s.value = 'path')
+            """,
+            book_ids,
+        )
+    return frozenset(r["id"] for r in stale)
 
 
 async def purge_missing(

@@ -7,7 +7,6 @@ the names are known.
 
 from __future__ import annotations
 
-import posixpath
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,10 +14,12 @@ from dataclasses import dataclass
 from shelfscan import names
 from shelfscan.catalogue.entities import EntityKey, EntityKind, EntityName, EntityResolver
 from shelfscan.catalogue.known import KnownFile
+from shelfscan.catalogue.pathcodec import display_path
 from shelfscan.catalogue.writer import AudioRow, BookRow, ChapterRow, CoverRow, FileRow
 from shelfscan.covers import StoredCover
 from shelfscan.formats.records import AudioFacts, Subject
 from shelfscan.scan.discovery import DiskFile
+from shelfscan.scan.grouping import AUDIO_FORMATS, book_folder, book_path, file_stem
 from shelfscan.scan.merge import MergedBook, merge_book
 from shelfscan.scan.parse import ParseOutcome, SidecarData
 from shelfscan.scan.pathhints import metadata_from_path
@@ -73,7 +74,20 @@ class Assembler:
         return found
 
     async def build(self, books: Sequence[BookParts]) -> list[BookRow]:
-        merged = [self._merge(b) for b in books]
+        # Audio folders that gave several books (`Author/Book One.mp3`, `Author/Book Two.mp3`):
+        # the folder names none of them, each file is its own book. A unit is never split
+        # across chunks, so all books of a folder are here.
+        folders = [
+            (b.files[0].disk.root_id, book_folder(b.files[0].disk.path))
+            if b.files[0].disk.format in AUDIO_FORMATS
+            else None
+            for b in books
+        ]
+        audio_books = Counter(f for f in folders if f is not None)
+        merged = [
+            self._merge(b, f is not None and audio_books[f] > 1)
+            for b, f in zip(books, folders, strict=True)
+        ]
         wanted: dict[EntityKey, EntityName] = {}
 
         def person(name: str, sort_name: str | None = None) -> None:
@@ -112,11 +126,14 @@ class Assembler:
         key = self._key("subjects", subject.name)
         return EntityKey("subjects", key.library_id, f"{subject.kind.value}:{key.key}")
 
-    def _merge(self, parts: BookParts) -> MergedBook:
-        lead = parts.files[0].disk.path
+    def _merge(self, parts: BookParts, shared_folder: bool = False) -> MergedBook:
+        # Names that are not UTF-8 (old Samba shares) are read in their legacy code page here;
+        # the file row keeps the exact bytes.
+        first = parts.files[0].disk
+        lead = book_path(display_path(first.path), first.format, len(parts.files), shared_folder)
         embedded = [p.outcome.metadata for p in parts.files if p.outcome.metadata is not None]
         return merge_book(
-            embedded, parts.sidecars, lambda: metadata_from_path(lead), title_from_path(lead)
+            embedded, parts.sidecars, lambda: metadata_from_path(lead), file_stem(lead)
         )
 
     def _row(self, parts: BookParts, m: MergedBook, ids: dict[EntityKey, int]) -> BookRow:
@@ -235,10 +252,5 @@ class Assembler:
 
 
 def title_from_path(path: str) -> str:
-    base = posixpath.basename(path)
-    lowered = base.lower()
-    for suffix in (".kepub.epub", ".fb2.zip"):
-        if lowered.endswith(suffix):
-            return base[: -len(suffix)] or base
-    stem, _ = posixpath.splitext(base)
-    return stem or base
+    """The last-resort title: the file name without its extension, in display text."""
+    return file_stem(display_path(path))

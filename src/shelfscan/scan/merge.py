@@ -79,6 +79,7 @@ def merge_book(
     sources: dict[str, str] = {}
 
     def pick(name: str, *, key: str | None = None, only_sidecars: bool = False) -> Any:
+        """The first source's value of field `name`, its source recorded under `key`."""
         for source, meta in layers[:sidecar_layers] if only_sidecars else layers:
             value = getattr(meta, name)
             if value:
@@ -101,9 +102,17 @@ def merge_book(
                 subjects.extend(found)
                 sources[kind.field] = source
                 break
-    identifiers = [
-        i for source, meta in layers[:sidecar_layers] for i in meta.identifiers if source
-    ]
+    # Book-level identifiers: the sidecars', and an `[ASIN]` the path gives for a type no
+    # file carries itself (each file keeps its own embedded identifiers).
+    identifiers = [i for meta in (m for _, m in layers[:sidecar_layers]) for i in meta.identifiers]
+    embedded_types = {i.type for m in embedded for i in m.identifiers}
+    identifiers.extend(
+        i
+        for source, meta in layers
+        if source == "path"
+        for i in meta.identifiers
+        if i.type not in embedded_types and all(i.type != o.type for o in identifiers)
+    )
     return MergedBook(
         title=title,
         subtitle=pick("subtitle"),
@@ -118,7 +127,7 @@ def merge_book(
         publisher=pick("publisher"),
         release_date=pick("release_date"),
         language=pick("language"),
-        narrators=pick("narrators", only_sidecars=True),
+        narrators=_narrators(pick, layers),
         identifiers=tuple(dict.fromkeys(identifiers)),
         sources=sources,
         sort_title=sort_title,
@@ -130,3 +139,17 @@ def merge_book(
         issue_count=pick("issue_count"),
         subjects=tuple(subjects),
     )
+
+
+def _narrators(pick: Callable[..., Any], layers: Sequence[tuple[str, Metadata]]) -> Any:
+    """Book-wide narrators: a sidecar's, else the path's `{Narrator}` when no file names one.
+
+    None keeps each file's own embedded narrators (an ebook joined to its
+    audiobook has none, and must not get the audiobook's).
+    """
+    found = pick("narrators", only_sidecars=True)
+    if found is None and not any(m.narrators for source, m in layers if source == "embedded"):
+        path = next((m for source, m in layers if source == "path"), None)
+        if path is not None and path.narrators:
+            found = pick("narrators")
+    return found

@@ -38,7 +38,7 @@ from shelfscan.covers import known_cover_hashes
 from shelfscan.jobs.events import JobEvents
 from shelfscan.scan.assemble import Assembler, BookParts, Parsed
 from shelfscan.scan.diff import ScanPlan, diff, fingerprinter
-from shelfscan.scan.discovery import RootWalk, stat_files, walk_root
+from shelfscan.scan.discovery import DEFAULT_RULES, IgnoreRules, RootWalk, stat_files, walk_root
 from shelfscan.scan.executor import ParseExecutor
 from shelfscan.scan.grouping import Unit, form_books, plan_units
 from shelfscan.scan.parse import ParseTask, UnitTask
@@ -107,6 +107,7 @@ class ScanOptions:
     workers: int = 4
     chunk_size: int = 50
     settle_s: float = 0.0  # files modified more recently than this are left for a later pass
+    ignore: IgnoreRules = DEFAULT_RULES  # junk folder and file names the walk skips
 
 
 class Scanner:
@@ -141,7 +142,7 @@ class Scanner:
         """Walk, guard the roots, diff; restore unchanged files that had gone missing."""
         started = time.perf_counter()
         progress.enter("discovery", 0)
-        walks = await asyncio.to_thread(_walk_all, library)
+        walks = await asyncio.to_thread(_walk_all, library, self.options.ignore)
         known = await load_known_files(self.pool, library.id)
         _guard_roots(walks, known)
         known_sidecars = await load_known_sidecars(self.pool, library.id)
@@ -160,14 +161,17 @@ class Scanner:
                 events.warning("path_unreadable", path=path, reason=reason, root=walk.root)
         roots = {w.root_id: w.root for w in walks}
         plan = await asyncio.to_thread(diff, walks, known, known_sidecars, fingerprinter(roots))
+        touched = plan.touched
         if plan.moved:
-            await apply_moves(
+            stale = await apply_moves(
                 self.pool,
                 [
                     Move(k.id, k.book_id, d.root_id, d.path, d.size, d.mtime_ns, d.inode, d.device)
                     for d, k in plan.moved
                 ],
             )
+            # Fields read off the old path are stale: those books are re-read from the new one.
+            touched |= {(d.root_id, d.path) for d, k in plan.moved if k.book_id in stale}
             for d, k in plan.moved:
                 events.info("file_moved", path=d.path, previous_path=k.path)
                 known.pop((k.root_id, k.path), None)
@@ -179,7 +183,7 @@ class Scanner:
                     mtime_ns=d.mtime_ns,
                     inode=d.inode,
                 )
-        units = plan_units(walks, known, plan.touched, plan.refresh_folders)
+        units = plan_units(walks, known, touched, plan.refresh_folders)
         units, settling = _split_settling(units, self.options.settle_s)
         for unit in settling:
             for disk, _ in unit.files:
@@ -282,9 +286,11 @@ class Scanner:
         """Read the named files and sidecars (one part of a split scan) as whole units."""
         walk = await asyncio.to_thread(stat_files, root_id, root, paths, sidecar_paths)
         known = await load_known_paths(self.pool, root_id, paths)
-        plan = diff([walk], known)
         refresh = {(root_id, os.path.dirname(p)) for p in sidecar_paths}
-        units = plan_units([walk], known, plan.touched, refresh)
+        # The parent chose every named file to be read (new, changed, in a folder whose sidecars
+        # changed, or moved with fields from its old path): the part reads them all.
+        touched = {(root_id, d.path) for d in walk.files}
+        units = plan_units([walk], known, touched, refresh)
         return await self.process(library_id, units, {root_id: root}, events, progress, stop)
 
     async def scan_folders(
@@ -307,7 +313,7 @@ class Scanner:
             raise RootUnavailable(f"root {root_id} is not a folder of library {library.name}")
         folders = _outermost(folders)
         progress.enter("discovery", 0)
-        walks = await asyncio.to_thread(_walk_folders, root_id, root, folders)
+        walks = await asyncio.to_thread(_walk_folders, root_id, root, folders, self.options.ignore)
         known = await load_known_under(self.pool, root_id, folders)
         sidecars = {
             k: v
@@ -520,12 +526,14 @@ def _split_settling(units: list[Unit], settle_s: float) -> tuple[list[Unit], lis
     return ready, settling
 
 
-def _walk_folders(root_id: int, root: str, folders: list[str]) -> list[RootWalk]:
+def _walk_folders(
+    root_id: int, root: str, folders: list[str], ignore: IgnoreRules
+) -> list[RootWalk]:
     if not os.path.isdir(root) or not os.listdir(root):
         raise RootUnavailable(
             f"library root {root} is missing or empty; nothing was marked missing"
         )
-    return [walk_root(root_id, root, f) for f in folders]
+    return [walk_root(root_id, root, f, ignore) for f in folders]
 
 
 def _under(path: str, folder: str) -> bool:
@@ -541,8 +549,8 @@ def _outermost(folders: list[str]) -> list[str]:
     return chosen
 
 
-def _walk_all(library: Library) -> list[RootWalk]:
-    return [walk_root(root.id, str(root.path)) for root in library.roots]
+def _walk_all(library: Library, ignore: IgnoreRules) -> list[RootWalk]:
+    return [walk_root(root.id, str(root.path), ignore=ignore) for root in library.roots]
 
 
 def _guard_roots(walks: Sequence[RootWalk], known: dict[tuple[int, str], KnownFile]) -> None:
