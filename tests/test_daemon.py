@@ -16,11 +16,12 @@ import asyncpg
 import pytest
 
 from shelfscan.catalogue.libraries import ensure_library
-from shelfscan.jobs.handlers import ScanHandlers, SplitPolicy
+from shelfscan.jobs.handlers import ScanHandlers
 from shelfscan.jobs.queue import JobQueue
 from shelfscan.jobs.worker import Daemon, DaemonOptions
+from shelfscan.scan.contract import ScanOptions, SplitPolicy
+from shelfscan.scan.engine import Scanner
 from shelfscan.scan.executor import ParseExecutor
-from shelfscan.scan.pipeline import Scanner, ScanOptions
 from tests.libraries import small_library
 
 StartFn = Callable[..., Awaitable[Daemon]]
@@ -41,9 +42,11 @@ async def start_daemon(pool: asyncpg.Pool, db_url: str, tmp_path: Path) -> Async
         split: SplitPolicy | None = None,
     ) -> Daemon:
         executor = ParseExecutor("thread", 2, tmp_path / "covers")
-        scanner = Scanner(pool, executor, ScanOptions(workers=workers, chunk_size=chunk_size))
+        scanner = Scanner(
+            pool, executor, ScanOptions(workers=workers, chunk_size=chunk_size), split
+        )
         queue = JobQueue(pool, name, lease)
-        handlers = ScanHandlers(pool, scanner, queue, split or SplitPolicy()).table()
+        handlers = ScanHandlers(pool, scanner, queue).table()
         daemon = Daemon(
             pool,
             db_url,

@@ -15,10 +15,11 @@ from shelfscan.catalogue.libraries import ensure_library, get_library
 from shelfscan.config import Settings
 from shelfscan.db.connect import open_pool
 from shelfscan.db.migrate import migrate
+from shelfscan.errors import ShelfscanError
 from shelfscan.jobs.queue import JobQueue, job_rows
 
 
-class AdminError(Exception):
+class AdminError(ShelfscanError):
     pass
 
 

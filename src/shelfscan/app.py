@@ -9,13 +9,15 @@ from typing import Any
 
 import asyncpg
 
-from shelfscan.catalogue.libraries import Library
 from shelfscan.config import Settings
+from shelfscan.errors import one_line
 from shelfscan.jobs.events import JobEvents
 from shelfscan.jobs.queue import JobQueue
+from shelfscan.jobs.reporter import JobReporter
 from shelfscan.jobs.store import create_running_job
+from shelfscan.scan.contract import ScanOptions, ScanRequest, ScanResult, SplitPolicy
+from shelfscan.scan.engine import Scanner
 from shelfscan.scan.executor import ParseExecutor
-from shelfscan.scan.pipeline import Scanner, ScanOptions, ScanSummary
 from shelfscan.scan.progress import Progress, ProgressView, publish_progress
 
 
@@ -30,12 +32,17 @@ def make_executor(settings: Settings) -> ParseExecutor:
 async def run_scan_job(
     pool: asyncpg.Pool,
     scanner: Scanner,
-    library: Library,
+    request: ScanRequest,
     settings: Settings,
     *,
     view: ProgressView | None = None,
-) -> tuple[int, ScanSummary]:
-    """Record a `scan_library` job, run it here, finish it; errors finish it `failed` and re-raise."""
+) -> tuple[int, ScanResult]:
+    """Record a `scan_library` job, run it here, finish it; errors finish it `failed` and re-raise.
+
+    The same `Scanner.run` the daemon's handlers call, without a dispatcher: a scan
+    in this process never splits, and reports files still being written as deferred.
+    """
+    library = request.library
     owner = owner_id()
     payload: dict[str, Any] = {"library_id": library.id}
     job_id = await create_running_job(pool, "scan_library", payload, owner)
@@ -46,18 +53,16 @@ async def run_scan_job(
         async with publish_progress(
             pool, job_id, progress, events, interval_s=settings.progress_interval_s, view=view
         ):
-            summary = await scanner.scan(library, events, progress)
+            result = await scanner.run(request, JobReporter(pool, job_id, events, progress))
     except BaseException as exc:
-        reason = " ".join(str(exc).split()) or type(exc).__name__
-        await queue.finish(job_id, "failed", error=reason, progress=progress.snapshot())
+        await queue.finish(job_id, "failed", error=one_line(exc), progress=progress.snapshot())
         raise
-    await queue.finish(job_id, "succeeded", result=summary.as_dict(), progress=progress.snapshot())
-    events.log.info("scan_finished", **summary.as_dict())
-    return job_id, summary
+    await queue.finish(job_id, "succeeded", result=result.as_dict(), progress=progress.snapshot())
+    return job_id, result
 
 
 def scanner_for(
-    pool: asyncpg.Pool, settings: Settings, executor: ParseExecutor, workers: int | None
+    pool: asyncpg.Pool, settings: Settings, executor: ParseExecutor, workers: int | None = None
 ) -> Scanner:
     settings.covers_dir.mkdir(parents=True, exist_ok=True)
     options = ScanOptions(
@@ -65,7 +70,7 @@ def scanner_for(
         chunk_size=settings.chunk_size,
         settle_s=settings.settle_s,
     )
-    return Scanner(pool, executor, options)
+    return Scanner(pool, executor, options, SplitPolicy(settings.split_files, settings.part_files))
 
 
 def resolve_roots(paths: list[str]) -> list[Path]:

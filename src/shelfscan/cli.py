@@ -12,21 +12,19 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from shelfscan.admin import AdminError
 from shelfscan.app import make_executor, resolve_roots, run_scan_job, scanner_for
 from shelfscan.catalogue.export import export_books
 from shelfscan.catalogue.libraries import default_library_name, ensure_library
-from shelfscan.config import ConfigError, Settings
-from shelfscan.db.connect import DatabaseUnavailable, database_url, open_pool, redact_url
-from shelfscan.db.embedded import EmbeddedDatabaseError
+from shelfscan.config import Settings
+from shelfscan.db.connect import database_url, open_pool, redact_url
 from shelfscan.db.migrate import migrate
-from shelfscan.jobs.store import ScanAlreadyRunning
+from shelfscan.errors import ShelfscanError, one_line
 from shelfscan.logs import configure_logging
-from shelfscan.scan.pipeline import RootUnavailable, ScanSummary
+from shelfscan.scan.contract import ScanRequest, ScanResult
 from shelfscan.scan.progress import RichProgressView
 
 
-class CliError(Exception):
+class CliError(ShelfscanError):
     """A one-line reason the command could not do its job (exit status 1)."""
 
 
@@ -116,16 +114,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings.from_env()
         configure_logging(settings.log_format, settings.log_level)
         return _dispatch(args, settings)
-    except (
-        CliError,
-        AdminError,
-        ConfigError,
-        DatabaseUnavailable,
-        EmbeddedDatabaseError,
-        RootUnavailable,
-        ScanAlreadyRunning,
-    ) as exc:
-        print(f"shelfscan: {redact_url(str(exc))}", file=sys.stderr)
+    except ShelfscanError as exc:
+        # Every deliberate error derives from the root (docs/architecture.md); anything
+        # else is a bug and keeps its traceback.
+        print(f"shelfscan: {redact_url(one_line(exc, limit=1000))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("shelfscan: interrupted", file=sys.stderr)
@@ -218,15 +210,16 @@ async def _scan(url: str, settings: Settings, args: argparse.Namespace) -> int:
         )
         executor = make_executor(settings)
         try:
-            scanner = scanner_for(pool, settings, executor, settings.workers)
+            scanner = scanner_for(pool, settings, executor)
+            request = ScanRequest.whole(library)
             if sys.stderr.isatty() and not args.json:
                 with RichProgressView() as view:
-                    _, summary = await run_scan_job(pool, scanner, library, settings, view=view)
+                    _, result = await run_scan_job(pool, scanner, request, settings, view=view)
             else:
-                _, summary = await run_scan_job(pool, scanner, library, settings)
+                _, result = await run_scan_job(pool, scanner, request, settings)
         finally:
             executor.close()
-    _print_summary(summary, as_json=args.json, library=library.name)
+    _print_summary(result, as_json=args.json, library=library.name)
     return 0
 
 
@@ -273,11 +266,11 @@ async def _purge(url: str, older_than_s: float, library: str | None) -> int:
     return 0
 
 
-def _print_summary(summary: ScanSummary, *, as_json: bool, library: str) -> None:
+def _print_summary(result: ScanResult, *, as_json: bool, library: str) -> None:
     if as_json:
-        print(json.dumps(summary.as_dict()))
+        print(json.dumps(result.as_dict()))
         return
-    s = summary
+    s = result
     print(
         f"{library}: {s.books_added} added, {s.books_updated} updated, {s.books_unchanged} unchanged, "
         f"{s.books_missing} missing, {s.files_failed} failed; {s.files_seen} files in {s.elapsed_s:.2f}s"

@@ -11,11 +11,13 @@ from typing import Literal
 
 import platformdirs
 
+from shelfscan.errors import ShelfscanError
+
 ExecutorKind = Literal["process", "thread"]
 LogFormat = Literal["auto", "json", "console"]
 
 
-class ConfigError(ValueError):
+class ConfigError(ShelfscanError, ValueError):
     """A setting has a value shelfscan cannot use; the message names it."""
 
 

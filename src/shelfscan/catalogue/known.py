@@ -52,10 +52,13 @@ async def load_known_files(pool: asyncpg.Pool, library_id: int) -> dict[tuple[in
     return {(k.root_id, k.path): k for k in map(_known, rows)}
 
 
-async def mark_missing(pool: asyncpg.Pool, library_id: int, file_ids: Sequence[int]) -> int:
-    """Files that vanished are marked, never deleted: a remount must not wipe a library."""
+async def mark_missing(pool: asyncpg.Pool, library_id: int, file_ids: Sequence[int]) -> list[int]:
+    """Files that vanished are marked, never deleted: a remount must not wipe a library.
+
+    Returns the ids of the books that went missing with them (all their files gone).
+    """
     if not file_ids:
-        return 0
+        return []
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(
             """
@@ -64,24 +67,25 @@ async def mark_missing(pool: asyncpg.Pool, library_id: int, file_ids: Sequence[i
             """,
             list(file_ids),
         )
-        result: str = await conn.execute(
+        rows = await conn.fetch(
             """
             UPDATE shelfscan.books b SET status = 'missing', updated_at = now()
             WHERE b.library_id = $1 AND b.status <> 'missing'
               AND b.id IN (SELECT book_id FROM shelfscan.files WHERE id = ANY($2::bigint[]))
               AND NOT EXISTS (SELECT 1 FROM shelfscan.files f
                               WHERE f.book_id = b.id AND f.status <> 'missing')
+            RETURNING b.id
             """,
             library_id,
             list(file_ids),
         )
-    return int(result.split()[-1])
+    return [r["id"] for r in rows]
 
 
-async def mark_restored(pool: asyncpg.Pool, file_ids: Sequence[int]) -> int:
-    """Unchanged files that had been missing come back with their book."""
+async def mark_restored(pool: asyncpg.Pool, file_ids: Sequence[int]) -> list[int]:
+    """Unchanged files that had been missing come back with their book (whose id is returned)."""
     if not file_ids:
-        return 0
+        return []
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(
             """
@@ -91,15 +95,16 @@ async def mark_restored(pool: asyncpg.Pool, file_ids: Sequence[int]) -> int:
             """,
             list(file_ids),
         )
-        result: str = await conn.execute(
+        rows = await conn.fetch(
             """
             UPDATE shelfscan.books SET status = 'ok', updated_at = now()
             WHERE status = 'missing'
               AND id IN (SELECT book_id FROM shelfscan.files WHERE id = ANY($1::bigint[]))
+            RETURNING id
             """,
             list(file_ids),
         )
-    return int(result.split()[-1])
+    return [r["id"] for r in rows]
 
 
 async def record_file_errors(
@@ -168,10 +173,13 @@ class Move:
     device: int
 
 
-async def apply_moves(pool: asyncpg.Pool, moves: Sequence[Move]) -> int:
-    """A moved or renamed file keeps its row, its book and every edit; only where it is changes."""
+async def apply_moves(pool: asyncpg.Pool, moves: Sequence[Move]) -> list[int]:
+    """A moved or renamed file keeps its row, its book and every edit; only where it is changes.
+
+    Returns the ids of books that had gone missing and are back with the move.
+    """
     if not moves:
-        return 0
+        return []
     db_paths = [to_db(m.path) for m in moves]
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(
@@ -194,12 +202,12 @@ async def apply_moves(pool: asyncpg.Pool, moves: Sequence[Move]) -> int:
             [m.size for m in moves],
             [m.mtime_ns for m in moves],
         )
-        await conn.execute(
+        rows = await conn.fetch(
             "UPDATE shelfscan.books SET status = 'ok', updated_at = now() "
-            "WHERE status = 'missing' AND id = ANY($1::bigint[])",
+            "WHERE status = 'missing' AND id = ANY($1::bigint[]) RETURNING id",
             list({m.book_id for m in moves}),
         )
-    return len(moves)
+    return [r["id"] for r in rows]
 
 
 async def purge_missing(

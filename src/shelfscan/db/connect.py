@@ -9,6 +9,7 @@ import asyncpg
 
 from shelfscan.config import Settings, redact_url
 from shelfscan.db.embedded import embedded_postgres
+from shelfscan.errors import ShelfscanError
 
 __all__ = ["DatabaseUnavailable", "connect", "database_url", "open_pool", "redact_url"]
 
@@ -69,5 +70,5 @@ async def connect(url: str) -> asyncpg.Connection:
     return conn
 
 
-class DatabaseUnavailable(RuntimeError):
+class DatabaseUnavailable(ShelfscanError, RuntimeError):
     pass

@@ -8,8 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from shelfscan.errors import ShelfscanError
 
-class EmbeddedDatabaseError(RuntimeError):
+
+class EmbeddedDatabaseError(ShelfscanError, RuntimeError):
     pass
 
 

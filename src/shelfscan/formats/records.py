@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from typing import Any, TypeVar
 
+from shelfscan.errors import ShelfscanError
+
 T = TypeVar("T")
 
 
@@ -35,7 +37,7 @@ def pickled_by_fields(cls: type[T]) -> type[T]:
     return cls
 
 
-class ParseError(Exception):
+class ParseError(ShelfscanError):
     """A file could not be read as its format; the message is one line for the user."""
 
 

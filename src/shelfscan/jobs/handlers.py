@@ -1,26 +1,35 @@
-"""What each job kind does. A handler gets a `JobContext` and returns the job's result."""
+"""What each job kind does: turn the job's payload into a `ScanRequest` and run it.
+
+A handler gets a `JobContext` and returns the job's result. Every scan job —
+a whole library, a watcher's folders, a part of a split scan — goes through
+the one entry point, `Scanner.run`, with a `JobReporter` (job rows, change
+feed) and a `JobDispatch` (parts and follow-ups as jobs).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 
-from shelfscan.catalogue.libraries import Library, Root
+from shelfscan.catalogue.libraries import Library, library_by_id
 from shelfscan.catalogue.pathcodec import from_json, to_json
+from shelfscan.errors import ShelfscanError, one_line
 from shelfscan.jobs.events import JobEvents
 from shelfscan.jobs.queue import Job, JobQueue
-from shelfscan.scan.grouping import Unit, book_folder
-from shelfscan.scan.pipeline import ScanCancelled, Scanner, ScanSummary, Tally
+from shelfscan.jobs.reporter import JobReporter
+from shelfscan.scan.contract import ScanCancelled, ScanRequest, ScanResult, ScanScope
+from shelfscan.scan.engine import Scanner
+from shelfscan.scan.grouping import book_folder
 from shelfscan.scan.progress import Progress
 
 
-class JobFailed(Exception):
+class JobFailed(ShelfscanError):
     """A failure that retrying cannot fix (e.g. the library was deleted)."""
 
 
@@ -32,108 +41,35 @@ class JobContext:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     cancel_requested: bool = False
     lost: bool = False  # the lease was taken over by another daemon
-    waiting: bool = False  # parked until its parts finish: it does not hold a worker slot
+    waiting: bool = False  # parked until its parts finish: it does not hold a daemon slot
 
 
 Handler = Callable[[JobContext], Awaitable[dict[str, Any]]]
 
 
-@dataclass(frozen=True, slots=True)
-class SplitPolicy:
-    """A scan with more files to read than `threshold` is cut into parts of ~`part_files`."""
-
-    threshold: int = 5000
-    part_files: int = 2000
-
-
-async def library_by_id(pool: asyncpg.Pool, library_id: int | None) -> Library | None:
-    if library_id is None:
-        return None
-    rows = await pool.fetch(
-        """
-        SELECT l.id, l.name, p.id AS root_id, p.path FROM shelfscan.libraries l
-        LEFT JOIN shelfscan.library_paths p ON p.library_id = l.id WHERE l.id = $1 ORDER BY p.id
-        """,
-        library_id,
-    )
-    if not rows:
-        return None
-    from pathlib import Path
-
-    roots = tuple(Root(r["root_id"], Path(r["path"])) for r in rows if r["root_id"] is not None)
-    return Library(rows[0]["id"], rows[0]["name"], roots)
-
-
-def split_units(units: list[Unit], part_files: int) -> list[list[Unit]]:
-    """Runs of whole units in path order, each on one root, of about `part_files` files."""
-    ordered = sorted(units, key=lambda u: (u.root_id, u.folder))
-    parts: list[list[Unit]] = []
-    current: list[Unit] = []
-    size = 0
-    for unit in ordered:
-        if current and (size + unit.size > part_files or unit.root_id != current[0].root_id):
-            parts.append(current)
-            current, size = [], 0
-        current.append(unit)
-        size += unit.size
-    if current:
-        parts.append(current)
-    return parts
-
-
 class ScanHandlers:
-    def __init__(
-        self, pool: asyncpg.Pool, scanner: Scanner, queue: JobQueue, split: SplitPolicy
-    ) -> None:
+    def __init__(self, pool: asyncpg.Pool, scanner: Scanner, queue: JobQueue) -> None:
         self.pool = pool
         self.scanner = scanner
         self.queue = queue
-        self.split = split
 
     def table(self) -> dict[str, Handler]:
         return {"scan_library": self.scan_library, "scan_path": self.scan_path}
 
     async def scan_library(self, ctx: JobContext) -> dict[str, Any]:
-        library = await library_by_id(self.pool, ctx.job.library_id)
-        if library is None:
-            raise JobFailed(f"library {ctx.job.library_id} does not exist")
+        library = await self._library(ctx)
         if not library.roots:
             raise JobFailed(f"library {library.name} has no folders")
         # Parts of an earlier attempt of this job (its daemon died) must end before we plan again.
-        await self._wait_for_parts(ctx)
-        planned = await self.scanner.plan(library, ctx.events, ctx.progress)
-        if sum(u.size for u in planned.units) > self.split.threshold:
-            tally = await self._run_in_parts(ctx, library, planned.units)
-        else:
-            tally = await self.scanner.process(
-                library.id, planned.units, planned.roots, ctx.events, ctx.progress, ctx.stop
-            )
-        summary = await self.scanner.finish(library, planned, tally, ctx.events, ctx.progress)
-        await self._follow_up(library.id, summary)
-        return summary.as_dict()
-
-    async def _follow_up(self, library_id: int, summary: ScanSummary) -> None:
-        """Files still being written when we looked get a targeted scan once they settle."""
-        by_root: dict[int, list[str]] = {}
-        for root_id, folder in summary.deferred_folders:
-            by_root.setdefault(root_id, []).append(folder)
-        for root_id, folders in by_root.items():
-            await self.queue.enqueue(
-                "scan_path",
-                {
-                    "library_id": library_id,
-                    "root_id": root_id,
-                    "paths": [to_json(f) for f in folders],
-                },
-                priority=2,
-                delay_s=self.scanner.options.settle_s + 1.0,
-            )
+        await self.wait_for_parts(ctx)
+        return await self._run(ctx, ScanRequest.whole(library))
 
     async def scan_path(self, ctx: JobContext) -> dict[str, Any]:
-        payload = ctx.job.payload
-        library = await library_by_id(self.pool, ctx.job.library_id)
-        if library is None:
-            raise JobFailed(f"library {ctx.job.library_id} does not exist")
+        return await self._run(ctx, await self.request_for_path(ctx.job.payload, ctx))
+
+    async def request_for_path(self, payload: dict[str, Any], ctx: JobContext) -> ScanRequest:
+        """A `scan_path` payload as a request: a watcher's `paths`, or a part's `files`."""
+        library = await self._library(ctx)
         roots = {r.id: str(r.path) for r in library.roots}
         root_id = payload.get("root_id")
         if root_id in roots and isinstance(payload.get("paths"), list):
@@ -141,61 +77,33 @@ class ScanHandlers:
             folders = await asyncio.to_thread(
                 _folders_of, roots[root_id], [from_json(p) for p in payload["paths"]]
             )
-            summary = await self.scanner.scan_folders(
-                library, root_id, folders, ctx.events, ctx.progress, ctx.stop
-            )
-            await self._follow_up(library.id, summary)
-            return summary.as_dict()
+            return ScanRequest.folders(library, root_id, folders)
         files = payload.get("files")
         if root_id not in roots or not isinstance(files, list):
             raise JobFailed("scan_path needs a root_id of the library and a list of files")
-        sidecars = payload.get("sidecars") or []
-        tally = await self.scanner.scan_files(
-            library.id,
+        return ScanRequest.files(
+            library,
             root_id,
-            roots[root_id],
             [from_json(f) for f in files],
-            [from_json(f) for f in sidecars],
-            ctx.events,
-            ctx.progress,
-            ctx.stop,
+            [from_json(f) for f in payload.get("sidecars") or []],
         )
-        return {
-            "books_added": tally.added,
-            "books_updated": tally.updated,
-            "files_failed": tally.failed,
-            "files_deferred": tally.deferred,
-            "files": len(files),
-        }
 
-    async def _run_in_parts(self, ctx: JobContext, library: Library, units: list[Unit]) -> Tally:
-        parts = split_units(units, self.split.part_files)
-        payloads = [
-            {
-                "library_id": library.id,
-                "root_id": part[0].root_id,
-                "files": [to_json(d.path) for u in part for d, _ in u.files],
-                "sidecars": [to_json(s.path) for u in part for s in u.sidecars],
-            }
-            for part in parts
-        ]
-        ids = await self.queue.enqueue_many("scan_path", payloads, ctx.job.id)
-        total = sum(u.size for u in units)
-        ctx.events.info("scan_split", parts=len(ids), files=total)
-        ctx.progress.enter("parts", total)
-        rows = await self._wait_for_parts(ctx)
-        failed = [r for r in rows if r["state"] != "succeeded"]
-        if failed:
-            raise RuntimeError(
-                f"{len(failed)} of {len(rows)} parts did not succeed "
-                f"(first: job {failed[0]['id']} {failed[0]['state']}: {failed[0]['last_error']})"
-            )
-        tally = Tally()
-        for row in rows:
-            tally.add(row["result"] or {})
-        return tally
+    async def _run(self, ctx: JobContext, request: ScanRequest) -> dict[str, Any]:
+        reporter = JobReporter(self.pool, ctx.job.id, ctx.events, ctx.progress, ctx.stop)
+        result = await self.scanner.run(request, reporter, JobDispatch(self, ctx))
+        return result.as_dict()
 
-    async def _wait_for_parts(self, ctx: JobContext) -> list[asyncpg.Record]:
+    async def _library(self, ctx: JobContext) -> Library:
+        library = (
+            await library_by_id(self.pool, ctx.job.library_id)
+            if ctx.job.library_id is not None
+            else None
+        )
+        if library is None:
+            raise JobFailed(f"library {ctx.job.library_id} does not exist")
+        return library
+
+    async def wait_for_parts(self, ctx: JobContext) -> list[asyncpg.Record]:
         ctx.waiting = True
         try:
             while True:
@@ -209,7 +117,7 @@ class ScanHandlers:
                 open_parts = [r for r in rows if r["state"] in ("queued", "running")]
                 if rows and ctx.progress.phase == "parts":
                     ctx.progress.done = sum(
-                        (r["result"] or {}).get("files", 0)
+                        ScanResult.from_dict(r["result"] or {}).files_read
                         if r["state"] == "succeeded"
                         else (r["progress"] or {}).get("done", 0)
                         for r in rows
@@ -222,6 +130,43 @@ class ScanHandlers:
                     await asyncio.wait_for(ctx.stop.wait(), 1.0)
         finally:
             ctx.waiting = False
+
+
+class JobDispatch:
+    """`ScanDispatch` through the jobs table: parts are `scan_path` jobs other daemons share."""
+
+    def __init__(self, handlers: ScanHandlers, ctx: JobContext) -> None:
+        self._handlers = handlers
+        self._ctx = ctx
+
+    async def run_parts(self, parts: Sequence[ScanRequest]) -> list[ScanResult]:
+        payloads = [_payload(part) for part in parts]
+        await self._handlers.queue.enqueue_many("scan_path", payloads, self._ctx.job.id)
+        rows = await self._handlers.wait_for_parts(self._ctx)
+        failed = [r for r in rows if r["state"] != "succeeded"]
+        if failed:
+            raise RuntimeError(
+                f"{len(failed)} of {len(rows)} parts did not succeed "
+                f"(first: job {failed[0]['id']} {failed[0]['state']}: "
+                f"{one_line(failed[0]['last_error'] or '')})"
+            )
+        return [ScanResult.from_dict(r["result"] or {}) for r in rows]
+
+    async def follow_up(self, request: ScanRequest, delay_s: float) -> None:
+        await self._handlers.queue.enqueue(
+            "scan_path", _payload(request), priority=2, delay_s=delay_s
+        )
+
+
+def _payload(request: ScanRequest) -> dict[str, Any]:
+    """A FOLDERS or FILES request as a `scan_path` payload (the inverse of request_for_path)."""
+    base: dict[str, Any] = {"library_id": request.library.id, "root_id": request.root_id}
+    if request.scope is ScanScope.FOLDERS:
+        return base | {"paths": [to_json(p) for p in request.paths]}
+    return base | {
+        "files": [to_json(p) for p in request.paths],
+        "sidecars": [to_json(p) for p in request.sidecars],
+    }
 
 
 def _folders_of(root: str, paths: list[str]) -> list[str]:

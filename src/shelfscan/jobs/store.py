@@ -9,6 +9,8 @@ from typing import Any
 
 import asyncpg
 
+from shelfscan.errors import ShelfscanError
+
 
 async def create_running_job(
     pool: asyncpg.Pool, kind: str, payload: dict[str, Any], owner: str
@@ -36,7 +38,7 @@ async def create_running_job(
     return job_id
 
 
-class ScanAlreadyRunning(RuntimeError):
+class ScanAlreadyRunning(ShelfscanError, RuntimeError):
     """One library is never scanned twice at once."""
 
 

@@ -23,7 +23,7 @@ from shelfscan.jobs.events import JobEvents
 from shelfscan.jobs.handlers import Handler, JobContext, JobFailed
 from shelfscan.jobs.listener import Listener
 from shelfscan.jobs.queue import Job, JobQueue
-from shelfscan.scan.pipeline import ScanCancelled
+from shelfscan.scan.contract import ScanCancelled
 from shelfscan.scan.progress import Progress, publish_progress
 
 

@@ -19,10 +19,11 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from shelfscan.config import ExecutorKind
+from shelfscan.errors import ShelfscanError
 from shelfscan.scan.parse import ParseOutcome, UnitOutcome, UnitTask, parse_units
 
 
-class ParseTimeout(Exception):
+class ParseTimeout(ShelfscanError):
     """A hand-off to the parse pool did not come back in time."""
 
 
