@@ -47,7 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run as a daemon: claim and run jobs from the jobs table")
     serve.add_argument(
-        "--http", metavar="[HOST]:PORT", help="serve /healthz and /metrics, e.g. :8080"
+        "--http",
+        metavar="[HOST]:PORT",
+        help="serve /healthz and /metrics, e.g. :8080 (default SHELFSCAN_HTTP; none: off)",
     )
     serve.add_argument(
         "--concurrency", type=int, help="jobs run at once (default SHELFSCAN_CONCURRENCY or 2)"
@@ -147,7 +149,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             from shelfscan.daemon import serve
 
             return asyncio.run(
-                serve(url, settings, args.http, args.concurrency, args.poll_only, args.watch)
+                serve(url, settings, args.http or settings.http, args.concurrency, args.poll_only, args.watch)
             )
         if args.command == "cover":
             data = asyncio.run(_cover(url, settings, args.sha256))

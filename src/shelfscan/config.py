@@ -71,6 +71,7 @@ class Settings:
     full_scan_hours: float
     purge_after_days: float
     settle_s: float
+    http: str | None = None  # `serve --http` when the flag is not given, e.g. ":8080"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -120,7 +121,17 @@ class Settings:
             full_scan_hours=_float(env, "SHELFSCAN_FULL_SCAN_HOURS", 24.0, 0.0, 8760.0),
             purge_after_days=_float(env, "SHELFSCAN_PURGE_AFTER_DAYS", 0.0, 0.0, 36500.0),
             settle_s=_float(env, "SHELFSCAN_SETTLE_SECONDS", 2.0, 0.0, 3600.0),
+            http=_listen(env, "SHELFSCAN_HTTP"),
         )
+
+
+def _listen(env: Mapping[str, str], name: str) -> str | None:
+    raw = env.get(name) or None
+    if raw is not None:
+        _, _, port = raw.rpartition(":")
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"{name} must be HOST:PORT or :PORT, not {raw!r}")
+    return raw
 
 
 def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
