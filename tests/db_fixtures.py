@@ -16,7 +16,7 @@ import os
 import sys
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -27,6 +27,8 @@ import pytest
 from shelfscan.db.connect import open_pool
 from shelfscan.db.migrate import migrate
 from shelfscan.errors import one_line
+
+NewDatabase = Callable[[], Awaitable[str]]
 
 
 def with_database(url: str, name: str) -> str:
@@ -122,21 +124,34 @@ def template_url(pg_admin_url: str) -> Iterator[str]:
 
 
 @pytest.fixture
-async def db_url(pg_admin_url: str, template_url: str) -> AsyncIterator[str]:
-    """A fresh, migrated database for one test."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
+async def new_database(pg_admin_url: str, template_url: str) -> AsyncIterator[NewDatabase]:
+    """`await new_database()`: the URL of another fresh, migrated database (dropped after)."""
+    made: list[str] = []
     template = urlsplit(template_url).path.lstrip("/")
+
+    async def create() -> str:
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        conn = await asyncpg.connect(pg_admin_url)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        finally:
+            await conn.close()
+        made.append(name)
+        return with_database(pg_admin_url, name)
+
+    yield create
     conn = await asyncpg.connect(pg_admin_url)
     try:
-        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        for name in made:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await conn.close()
-    yield with_database(pg_admin_url, name)
-    conn = await asyncpg.connect(pg_admin_url)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+
+
+@pytest.fixture
+async def db_url(new_database: NewDatabase) -> str:
+    """A fresh, migrated database for one test."""
+    return await new_database()
 
 
 @pytest.fixture

@@ -55,7 +55,12 @@ class ListReporter:
         self.changes_seen.append(changes)
 
     def named(self, event: str) -> list[dict[str, Any]]:
-        return [fields for _, name, _, fields in self.events if name == event]
+        """The fields (and path) of every `event` reported."""
+        return [
+            {**fields, **({"path": path} if path else {})}
+            for _, name, path, fields in self.events
+            if name == event
+        ]
 
 
 def settings_for(tmp_path: Path, **overrides: Any) -> Settings:
