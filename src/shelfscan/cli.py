@@ -149,7 +149,14 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             from shelfscan.daemon import serve
 
             return asyncio.run(
-                serve(url, settings, args.http or settings.http, args.concurrency, args.poll_only, args.watch)
+                serve(
+                    url,
+                    settings,
+                    args.http or settings.http,
+                    args.concurrency,
+                    args.poll_only,
+                    args.watch,
+                )
             )
         if args.command == "cover":
             data = asyncio.run(_cover(url, settings, args.sha256))
