@@ -90,7 +90,6 @@ class LibraryWatcher:
         self.queue = queue
         self.options = options
         self.log = structlog.get_logger("shelfscan.watch")
-        self.enqueued = 0
         self.polling: bool | None = None
         self.watching: dict[str, tuple[int, int]] = {}
 
@@ -165,7 +164,6 @@ class LibraryWatcher:
                 "paths": [to_json(p) for p in sorted(rels)],
             }
             job_id = await self.queue.enqueue("scan_path", payload, priority=2)
-            self.enqueued += 1
             self.log.info("watch_changes", job_id=job_id, root=root, paths=len(rels))
 
     async def _schedule_loop(self, stopping: asyncio.Event) -> None:

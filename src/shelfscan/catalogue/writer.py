@@ -14,6 +14,7 @@ from decimal import Decimal
 import asyncpg
 
 from shelfscan.catalogue.pathcodec import to_db
+from shelfscan.errors import one_line
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,8 +153,7 @@ _MANUAL_GUARD = {
 
 
 def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return f"database write failed: {text}"[:500]
+    return one_line(f"database write failed: {one_line(exc)}")
 
 
 async def _allocate(conn: asyncpg.Connection, table: str, count: int) -> list[int]:

@@ -15,8 +15,6 @@ from typing import Any
 from shelfscan.formats.records import Contributor, Identifier, Metadata, SeriesEntry
 from shelfscan.scan.parse import SidecarData
 
-SOURCES = ("manual", "sidecar", "embedded", "path")
-
 
 @dataclass(frozen=True, slots=True)
 class MergedBook:
