@@ -334,3 +334,26 @@ async def test_a_root_that_is_not_the_librarys_stops_a_targeted_scan(
             await Scanner(pool, executor).run(request, ListReporter())
     finally:
         executor.close()
+
+
+def test_every_shelfscan_exception_derives_from_the_root_and_is_documented() -> None:
+    import importlib
+    import inspect
+    import pkgutil
+
+    import shelfscan
+    from shelfscan.errors import ShelfscanError
+
+    doc = (Path(__file__).resolve().parents[1] / "docs/architecture.md").read_text("utf-8")
+    found = []
+    for info in pkgutil.walk_packages(shelfscan.__path__, "shelfscan."):
+        if info.name.endswith("__main__"):
+            continue
+        module = importlib.import_module(info.name)
+        for name, cls in inspect.getmembers(module, inspect.isclass):
+            if issubclass(cls, BaseException) and cls.__module__ == info.name:
+                found.append(cls)
+                assert issubclass(cls, ShelfscanError), f"{info.name}.{name}"
+                if cls is not ShelfscanError:
+                    assert f"── {name}" in doc, f"{name} missing from the hierarchy"
+    assert len(found) >= 14
