@@ -10,7 +10,6 @@ import os
 import sys
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
 
 from shelfscan.app import make_executor, resolve_roots, run_scan_job, scanner_for
 from shelfscan.catalogue.export import export_books
@@ -159,13 +158,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
                 )
             )
         if args.command == "cover":
-            data = asyncio.run(_cover(url, settings, args.sha256))
-            if args.output:
-                Path(args.output).write_bytes(data)
-            else:
-                sys.stdout.buffer.write(data)
-                sys.stdout.flush()
-            return 0
+            return asyncio.run(_cover(url, settings, args.sha256, args.output))
         if args.command == "purge":
             return asyncio.run(_purge(url, parse_age(args.older_than), args.library))
         if args.command == "jobs":
@@ -243,8 +236,11 @@ def parse_age(text: str) -> float:
     return float(value) * units[unit]
 
 
-async def _cover(url: str, settings: Settings, sha256: str) -> bytes:
-    from shelfscan.covers import read_cover
+async def _cover(url: str, settings: Settings, sha256: str, output: str | None) -> int:
+    """Write one cover out of its pack; the file I/O runs through aiofiles, off the loop."""
+    import aiofiles
+
+    from shelfscan.covers import read_cover_async
 
     await migrate(url)
     async with open_pool(url, max_size=1) as pool:
@@ -253,9 +249,19 @@ async def _cover(url: str, settings: Settings, sha256: str) -> bytes:
         )
     if row is None or row["pack"] is None:
         raise CliError(f"no cover with sha256 {sha256}")
-    return await asyncio.to_thread(
-        read_cover, settings.covers_dir, row["pack"], row["pack_offset"], row["size"]
-    )
+    try:
+        data = await read_cover_async(
+            settings.covers_dir, row["pack"], row["pack_offset"], row["size"]
+        )
+    except (OSError, ValueError) as exc:
+        raise CliError(f"cannot read cover {sha256}: {one_line(exc)}") from exc
+    if output:
+        async with aiofiles.open(output, "wb") as out:
+            await out.write(data)
+    else:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    return 0
 
 
 async def _purge(url: str, older_than_s: float, library: str | None) -> int:

@@ -9,12 +9,12 @@ feed) and a `JobDispatch` (parts and follow-ups as jobs).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 import asyncpg
 
 from shelfscan.catalogue.libraries import Library, library_by_id
@@ -126,8 +126,9 @@ class ScanHandlers:
                     return list(rows)
                 if ctx.stop.is_set():
                     raise ScanCancelled("stopped while waiting for its parts")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(ctx.stop.wait(), 1.0)
+                # Look again in a second, or at once when asked to stop.
+                with anyio.move_on_after(1.0):
+                    await ctx.stop.wait()
         finally:
             ctx.waiting = False
 
