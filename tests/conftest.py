@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-pytest_plugins = ["tests.db_fixtures", "tests.scanning"]
+pytest_plugins = ["tests.db_fixtures", "tests.scanning", "tests.daemons"]
 
 CORPUS_DIR = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 

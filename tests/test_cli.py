@@ -117,8 +117,13 @@ def test_library_and_jobs_commands(db_url: str, tmp_path: Path) -> None:
         json.loads(_run(["jobs", "show", str(job_id)], db_url, tmp_path).stdout)["state"]
         == "queued"
     )
-    bad = _run(["jobs", "retry", str(job_id)], db_url, tmp_path)
-    assert bad.returncode == 1 and "not failed or cancelled" in bad.stderr
+    # Retrying a queued job just makes it due now; an unknown job is a one-line error.
+    assert _run(["jobs", "retry", str(job_id)], db_url, tmp_path).returncode == 0
+    bad = _run(["jobs", "retry", "999"], db_url, tmp_path)
+    assert (
+        bad.returncode == 1
+        and bad.stderr == "shelfscan: job 999 is unknown or succeeded; queue a new scan instead\n"
+    )
 
     assert _run(["library", "remove", "Main"], db_url, tmp_path).returncode == 0
     assert _run(["library", "list", "--json"], db_url, tmp_path).stdout == ""
@@ -139,8 +144,9 @@ def test_scan_refuses_while_a_daemon_scans_the_same_library(db_url: str, tmp_pat
         conn = await asyncpg.connect(db_url)
         try:
             job_id: int = await conn.fetchval(
-                "INSERT INTO shelfscan.jobs (kind, payload, state, owner) "
-                "SELECT 'scan_library', jsonb_build_object('library_id', id), 'running', 'other-daemon' "
+                "INSERT INTO shelfscan.jobs (kind, payload, state, owner, lease_expires_at) "
+                "SELECT 'scan_library', jsonb_build_object('library_id', id), 'running', "
+                "'other-daemon', now() + interval '1 hour' "
                 "FROM shelfscan.libraries WHERE name = 'Busy' RETURNING id"
             )
             return job_id
@@ -150,9 +156,12 @@ def test_scan_refuses_while_a_daemon_scans_the_same_library(db_url: str, tmp_pat
     job_id = asyncio.run(occupy())
     result = _run(["scan", str(tmp_path / "books"), "--library", "Busy"], db_url, tmp_path)
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1] == (
-        f"shelfscan: a scan of this library is already running (job {job_id})"
-    )
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith(
+        f"shelfscan: a scan of this library is already running (job {job_id} by other-daemon; "
+        "if that process is gone, its lease runs out in 3"
+    ), line
+    assert line.endswith(" s and a rerun then takes over)"), line
 
 
 def test_jobs_logs_prints_a_scans_events(db_url: str, tmp_path: Path) -> None:

@@ -8,89 +8,15 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import pytest
 
 from shelfscan.catalogue.libraries import ensure_library
-from shelfscan.jobs.handlers import ScanHandlers
-from shelfscan.jobs.queue import JobQueue
-from shelfscan.jobs.worker import Daemon, DaemonOptions
-from shelfscan.scan.contract import ScanOptions, SplitPolicy
-from shelfscan.scan.engine import Scanner
-from shelfscan.scan.executor import ParseExecutor
+from shelfscan.scan.contract import SplitPolicy
+from tests.daemons import StartFn, until, until_db
 from tests.libraries import small_library
-
-StartFn = Callable[..., Awaitable[Daemon]]
-
-
-@pytest.fixture
-async def start_daemon(pool: asyncpg.Pool, db_url: str, tmp_path: Path) -> AsyncIterator[StartFn]:
-    running: list[tuple[Daemon, asyncio.Event, asyncio.Task[None], ParseExecutor]] = []
-
-    async def start(
-        name: str = "d1",
-        *,
-        listen: bool = True,
-        poll: float = 60.0,
-        lease: float = 10.0,
-        workers: int = 2,
-        chunk_size: int = 10,
-        split: SplitPolicy | None = None,
-    ) -> Daemon:
-        executor = ParseExecutor("thread", 2, tmp_path / "covers")
-        scanner = Scanner(
-            pool, executor, ScanOptions(workers=workers, chunk_size=chunk_size), split
-        )
-        queue = JobQueue(pool, name, lease)
-        handlers = ScanHandlers(pool, scanner, queue).table()
-        daemon = Daemon(
-            pool,
-            db_url,
-            queue,
-            handlers,
-            DaemonOptions(
-                concurrency=2,
-                poll_interval_s=poll,
-                listen=listen,
-                grace_s=1.0,
-                progress_interval_s=0.1,
-            ),
-        )
-        stopping = asyncio.Event()
-        task = asyncio.create_task(daemon.run(stopping))
-        running.append((daemon, stopping, task, executor))
-        if listen:
-            await _until(lambda: daemon.listener is not None and daemon.listener.connected, 10)
-        return daemon
-
-    yield start
-    for _, stopping, task, executor in running:
-        stopping.set()
-        await asyncio.wait_for(task, 30)
-        executor.close()
-
-
-async def _until(check: Callable[[], Any], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
-
-
-async def _until_db(pool: asyncpg.Pool, sql: str, *args: Any, timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await pool.fetchval(sql, *args)
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached in {timeout}s: {sql}")
-        await asyncio.sleep(0.05)
 
 
 async def _insert_scan(pool: asyncpg.Pool, library_id: int) -> int:
@@ -110,7 +36,7 @@ async def test_a_job_inserted_with_sql_is_woken_by_notify_and_runs(
     await start_daemon(poll=60.0)  # polling alone would take a minute
     started = time.monotonic()
     job_id = await _insert_scan(pool, library.id)
-    await _until_db(
+    await until_db(
         pool, "SELECT state = 'succeeded' FROM shelfscan.jobs WHERE id = $1", job_id, timeout=20
     )
     assert time.monotonic() - started < 20
@@ -127,7 +53,7 @@ async def test_polling_only_mode_picks_jobs_up(
     daemon = await start_daemon(listen=False, poll=0.3)
     assert daemon.listener is None
     job_id = await _insert_scan(pool, library.id)
-    await _until_db(
+    await until_db(
         pool, "SELECT state = 'succeeded' FROM shelfscan.jobs WHERE id = $1", job_id, timeout=20
     )
 
@@ -141,7 +67,7 @@ async def test_listener_killed_by_the_server_reconnects_and_wakes_again(
     assert daemon.listener is not None
     old_pid = daemon.listener.backend_pid
     assert await pool.fetchval("SELECT pg_terminate_backend($1)", old_pid)
-    await _until(
+    await until(
         lambda: (
             daemon.listener is not None
             and daemon.listener.connects >= 2
@@ -151,7 +77,7 @@ async def test_listener_killed_by_the_server_reconnects_and_wakes_again(
     )
     assert daemon.listener.backend_pid != old_pid
     job_id = await _insert_scan(pool, library.id)
-    await _until_db(
+    await until_db(
         pool, "SELECT state = 'succeeded' FROM shelfscan.jobs WHERE id = $1", job_id, timeout=15
     )
 
@@ -165,11 +91,11 @@ async def test_cancelling_a_running_scan_keeps_what_it_committed(
     # One file per chunk and one worker: slow enough to catch mid-scan.
     await start_daemon(listen=listen, poll=0.2, lease=1.5, workers=1, chunk_size=1)
     job_id = await _insert_scan(pool, library.id)
-    await _until_db(
+    await until_db(
         pool, "SELECT (progress->>'done')::int > 5 FROM shelfscan.jobs WHERE id = $1", job_id
     )
     await pool.execute("UPDATE shelfscan.jobs SET cancel_requested = true WHERE id = $1", job_id)
-    await _until_db(
+    await until_db(
         pool, "SELECT state = 'cancelled' FROM shelfscan.jobs WHERE id = $1", job_id, timeout=20
     )
     books = await pool.fetchval("SELECT count(*) FROM shelfscan.books")
@@ -188,7 +114,7 @@ async def test_a_big_scan_is_split_into_parts_shared_by_two_daemons(
     await start_daemon("a", split=split, chunk_size=5)
     await start_daemon("b", split=split, chunk_size=5)
     job_id = await _insert_scan(pool, library.id)
-    await _until_db(
+    await until_db(
         pool, "SELECT state = 'succeeded' FROM shelfscan.jobs WHERE id = $1", job_id, timeout=60
     )
     parts = await pool.fetch(
@@ -232,7 +158,7 @@ async def test_sigkill_mid_scan_another_daemon_finishes_without_duplicates(
     second: subprocess.Popen[bytes] | None = None
     try:
         job_id = await _insert_scan(pool, library.id)
-        await _until_db(pool, "SELECT count(*) > 20 FROM shelfscan.books")
+        await until_db(pool, "SELECT count(*) > 20 FROM shelfscan.books")
         first.send_signal(signal.SIGKILL)
         first.wait(10)
         done_before = await pool.fetchval("SELECT count(*) FROM shelfscan.books")
@@ -240,7 +166,7 @@ async def test_sigkill_mid_scan_another_daemon_finishes_without_duplicates(
         second = _serve(
             db_url, tmp_path, "second", SHELFSCAN_LEASE_SECONDS="2", SHELFSCAN_POLL_INTERVAL="0.5"
         )
-        await _until_db(
+        await until_db(
             pool,
             "SELECT state = 'succeeded' FROM shelfscan.jobs WHERE id = $1",
             job_id,
@@ -280,7 +206,7 @@ async def test_sigterm_finishes_a_short_job_and_releases_a_long_one(
     proc = _serve(db_url, tmp_path, "short", **env)
     try:
         short_job = await _insert_scan(pool, short.id)
-        await _until_db(
+        await until_db(
             pool,
             "SELECT state = 'running' OR state = 'succeeded' FROM shelfscan.jobs WHERE id = $1",
             short_job,
@@ -299,7 +225,7 @@ async def test_sigterm_finishes_a_short_job_and_releases_a_long_one(
     proc = _serve(db_url, tmp_path, "long", **env)
     try:
         long_job = await _insert_scan(pool, long.id)
-        await _until_db(
+        await until_db(
             pool, "SELECT count(*) > 5 FROM shelfscan.books WHERE library_id = $1", long.id
         )
         proc.send_signal(signal.SIGTERM)
@@ -352,9 +278,7 @@ async def test_healthz_and_metrics_answer(pool: asyncpg.Pool, db_url: str, tmp_p
     )
     try:
         job_id = await _insert_scan(pool, library.id)
-        await _until_db(
-            pool, "SELECT state = 'succeeded' FROM shelfscan.jobs WHERE id = $1", job_id
-        )
+        await until_db(pool, "SELECT state = 'succeeded' FROM shelfscan.jobs WHERE id = $1", job_id)
         deadline = time.monotonic() + 20
         while True:
             try:
@@ -367,11 +291,24 @@ async def test_healthz_and_metrics_answer(pool: asyncpg.Pool, db_url: str, tmp_p
             await asyncio.sleep(0.2)
         import json
 
-        assert json.loads(body) == {"listener": True, "heartbeat": True, "database": True}
+        checks = json.loads(body)
+        loops = checks.pop("loops")
+        assert checks == {
+            "listener": True,
+            "heartbeat": True,
+            "claim": True,
+            "reaper": True,
+            "database": True,
+        }
+        assert {name: loop["failures"] for name, loop in loops.items()} == {
+            "claim": 0,
+            "heartbeat": 0,
+            "reaper": 0,
+        }
         status, metrics = await asyncio.to_thread(_get, f"http://127.0.0.1:{port}/metrics")
         assert status == 200
         assert 'shelfscan_jobs{kind="scan_library",state="succeeded"} 1.0' in metrics
-        assert "shelfscan_files_scanned_total 4.0" in metrics
+        assert "shelfscan_books_written_total 4.0" in metrics
         assert "shelfscan_oldest_queued_job_age_seconds" in metrics
         assert (await asyncio.to_thread(_get, f"http://127.0.0.1:{port}/nope"))[0] == 404
     finally:

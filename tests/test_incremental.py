@@ -363,6 +363,7 @@ async def test_files_still_being_written_wait_for_a_later_pass(
 async def test_the_daemon_comes_back_for_files_that_were_still_being_written(
     pool: asyncpg.Pool, tmp_path: Path
 ) -> None:
+    from shelfscan.jobs.contract import ScanLibrary
     from shelfscan.jobs.handlers import JobContext
     from shelfscan.jobs.queue import Job
 
@@ -375,7 +376,8 @@ async def test_the_daemon_comes_back_for_files_that_were_still_being_written(
         queue = JobQueue(pool, "d", 30)
         handlers = ScanHandlers(pool, scanner, queue)
         job = Job(1, "scan_library", {"library_id": library.id}, library.id, 1, 5, None)
-        result = await handlers.scan_library(JobContext(job, JobEvents.for_job(1), Progress()))
+        ctx = JobContext(job, JobEvents.for_job(1), Progress(), payload=ScanLibrary(library.id))
+        result = await handlers.scan_library(ctx)
     finally:
         executor.close()
     assert (result["books_added"], result["files_deferred"]) == (0, 1)

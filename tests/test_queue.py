@@ -7,6 +7,7 @@ import json
 
 import asyncpg
 
+from shelfscan.jobs.contract import ScanFolders, ScanLibrary
 from shelfscan.jobs.queue import JobQueue
 
 
@@ -54,7 +55,7 @@ async def test_expired_lease_is_reaped_and_the_old_owner_cannot_finish(pool: asy
     new = JobQueue(pool, "new", lease_s=30)
     (job,) = await old.claim(1)
     await asyncio.sleep(0.5)
-    reaped = await new.reap()
+    reaped = (await new.reap()).reaped
     assert [(r.id, r.state, r.previous_owner) for r in reaped] == [(job.id, "queued", "old")]
     await pool.execute("UPDATE shelfscan.jobs SET run_at = now()")  # skip the backoff
     (again,) = await new.claim(1)
@@ -74,7 +75,7 @@ async def test_reaper_fails_a_job_at_max_attempts(pool: asyncpg.Pool) -> None:
     queue = JobQueue(pool, "a", lease_s=0.1)
     await queue.claim(1)
     await asyncio.sleep(0.3)
-    (reaped,) = await queue.reap()
+    (reaped,) = (await queue.reap()).reaped
     assert reaped.state == "failed"
     assert (await pool.fetchval("SELECT last_error FROM shelfscan.jobs")).startswith(
         "lease expired"
@@ -114,10 +115,10 @@ async def test_three_enqueues_at_once_leave_one_queued_row(pool: asyncpg.Pool, d
 async def test_a_request_during_a_running_scan_leaves_one_follow_up(pool: asyncpg.Pool) -> None:
     library_id = await _library(pool)
     queue = JobQueue(pool, "d", lease_s=30)
-    first = await queue.enqueue("scan_library", {"library_id": library_id})
+    first = await queue.enqueue(ScanLibrary(library_id))
     (running,) = await queue.claim(5)
     assert running.id == first
-    follow_ups = [await queue.enqueue("scan_library", {"library_id": library_id}) for _ in range(3)]
+    follow_ups = [await queue.enqueue(ScanLibrary(library_id)) for _ in range(3)]
     assert follow_ups[0] is not None and follow_ups[1:] == [None, None]
     # One library is never scanned twice at once: the follow-up waits for the running scan.
     other = JobQueue(pool, "e", lease_s=30)
@@ -156,7 +157,7 @@ async def test_claim_uses_the_partial_index_with_many_finished_rows(pool: asyncp
 
 async def test_cancel_a_queued_job_and_retry_it(pool: asyncpg.Pool) -> None:
     queue = JobQueue(pool, "d", lease_s=30)
-    job_id = await queue.enqueue("scan_path", {})
+    job_id = await queue.enqueue(ScanFolders(await _library(pool), 1, ("",)))
     assert job_id is not None
     assert await queue.cancel(job_id) == "cancelled"
     assert await queue.claim(1) == []
@@ -167,7 +168,7 @@ async def test_cancel_a_queued_job_and_retry_it(pool: asyncpg.Pool) -> None:
 
 async def test_release_on_shutdown_does_not_count_the_attempt(pool: asyncpg.Pool) -> None:
     queue = JobQueue(pool, "d", lease_s=30)
-    await queue.enqueue("scan_path", {})
+    await queue.enqueue(ScanFolders(await _library(pool), 1, ("",)))
     (job,) = await queue.claim(1)
     assert await queue.release([job.id]) == 1
     row = await pool.fetchrow("SELECT state, attempts, owner FROM shelfscan.jobs")

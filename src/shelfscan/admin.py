@@ -16,11 +16,19 @@ from shelfscan.config import Settings
 from shelfscan.db.connect import open_pool
 from shelfscan.db.migrate import migrate
 from shelfscan.errors import ShelfscanError
-from shelfscan.jobs.queue import JobQueue, job_rows
+from shelfscan.jobs.contract import JobStatus, ScanLibrary
+from shelfscan.jobs.queue import JobQueue
+from shelfscan.jobs.store import (
+    cancel_library_jobs,
+    job_logs_after,
+    job_rows,
+    job_state,
+    queued_scan_id,
+)
 
 
 class AdminError(ShelfscanError):
-    pass
+    """A one-line reason an operator's command could not be done."""
 
 
 def _out(line: str) -> None:
@@ -29,20 +37,16 @@ def _out(line: str) -> None:
 
 async def jobs_command(url: str, settings: Settings, args: argparse.Namespace) -> int:
     await migrate(url)
-    async with open_pool(url, max_size=2) as pool:
+    async with open_pool(url, max_size=2, application_name="shelfscan-cli/jobs") as pool:
         queue = JobQueue(pool, owner_id(), settings.lease_s)
         cmd = args.jobs_command
         if cmd == "enqueue":
             library = await get_library(pool, args.library)
             if library is None:
                 raise AdminError(f"no library named {args.library!r}")
-            job_id = await queue.enqueue("scan_library", {"library_id": library.id})
+            job_id = await queue.enqueue(ScanLibrary(library.id))
             if job_id is None:
-                existing = await pool.fetchval(
-                    "SELECT id FROM shelfscan.jobs WHERE kind = 'scan_library' AND state = 'queued' "
-                    "AND library_id = $1",
-                    library.id,
-                )
+                existing = await queued_scan_id(pool, library.id)
                 _out(f"a scan of {library.name} is already queued (job {existing})")
             else:
                 _out(f"queued job {job_id}")
@@ -70,17 +74,21 @@ async def jobs_command(url: str, settings: Settings, args: argparse.Namespace) -
         if cmd == "cancel":
             state = await queue.cancel(args.id)
             if state is None:
-                raise AdminError(f"job {args.id} is not queued or running")
+                raise AdminError(f"job {args.id} is unknown or already finished")
             _out(
                 f"job {args.id} cancelled"
-                if state == "cancelled"
-                else f"job {args.id}: cancel requested"
+                if state == JobStatus.CANCELLED
+                else f"job {args.id}: cancel requested; it stops at its next safe point"
             )
             return 0
         if cmd == "retry":
-            if not await queue.retry(args.id):
-                raise AdminError(f"job {args.id} is not failed or cancelled")
-            _out(f"job {args.id} queued again")
+            previous = await queue.retry(args.id)
+            if previous is None:
+                raise AdminError(f"job {args.id} is unknown or succeeded; queue a new scan instead")
+            _out(
+                f"job {args.id} queued again"
+                + (" (taken from its owner, which stops)" if previous == JobStatus.RUNNING else "")
+            )
             return 0
         if cmd == "logs":
             await _logs(pool, args.id, args.follow)
@@ -91,12 +99,7 @@ async def jobs_command(url: str, settings: Settings, args: argparse.Namespace) -
 async def _logs(pool: asyncpg.Pool, job_id: int, follow: bool) -> None:
     last = 0
     while True:
-        rows = await pool.fetch(
-            "SELECT id, at, level, event, path, fields FROM shelfscan.job_logs WHERE job_id = $1 AND id > $2 "
-            "ORDER BY id",
-            job_id,
-            last,
-        )
+        rows = await job_logs_after(pool, job_id, last)
         for r in rows:
             last = r["id"]
             doc: dict[str, Any] = {
@@ -110,15 +113,14 @@ async def _logs(pool: asyncpg.Pool, job_id: int, follow: bool) -> None:
             _out(json.dumps(doc, default=str))
         if not follow:
             return
-        state = await pool.fetchval("SELECT state FROM shelfscan.jobs WHERE id = $1", job_id)
-        if state not in ("queued", "running") and not rows:
+        if await job_state(pool, job_id) not in ("queued", "running") and not rows:
             return
         await asyncio.sleep(1.0)
 
 
 async def library_command(url: str, args: argparse.Namespace) -> int:
     await migrate(url)
-    async with open_pool(url, max_size=2) as pool:
+    async with open_pool(url, max_size=2, application_name="shelfscan-cli/library") as pool:
         cmd = args.library_command
         if cmd == "add":
             roots = resolve_roots(args.paths)
@@ -157,16 +159,16 @@ async def library_command(url: str, args: argparse.Namespace) -> int:
             return 0
         if cmd == "remove":
             async with pool.acquire() as conn, conn.transaction():
+                # FOR UPDATE: a scan still writing books of it waits, then fails on the FK.
                 library_id = await conn.fetchval(
-                    "SELECT id FROM shelfscan.libraries WHERE name = $1", args.name
+                    "SELECT id FROM shelfscan.libraries WHERE name = $1 FOR UPDATE", args.name
                 )
                 if library_id is None:
                     raise AdminError(f"no library named {args.name!r}")
-                await conn.execute(
-                    "UPDATE shelfscan.jobs SET state = 'cancelled', finished_at = now() "
-                    "WHERE library_id = $1 AND state = 'queued'",
-                    library_id,
-                )
+                await cancel_library_jobs(conn, library_id)
+                # Books first: their links to persons, series, genres and tags do not cascade
+                # from those, so deleting the library alone hit book_authors_person_id_fkey.
+                await conn.execute("DELETE FROM shelfscan.books WHERE library_id = $1", library_id)
                 await conn.execute("DELETE FROM shelfscan.libraries WHERE id = $1", library_id)
             _out(f"library {args.name} removed")
             return 0

@@ -10,15 +10,27 @@ from typing import Any
 import asyncpg
 
 from shelfscan.config import Settings
-from shelfscan.errors import one_line
-from shelfscan.jobs.events import JobEvents
+from shelfscan.errors import ShelfscanError, one_line
+from shelfscan.jobs.contract import JobStatus, ScanLibrary
+from shelfscan.jobs.events import JobEvents, JobProgress
+from shelfscan.jobs.lease import hold_lease
 from shelfscan.jobs.queue import JobQueue
 from shelfscan.jobs.reporter import JobReporter
-from shelfscan.jobs.store import create_running_job
-from shelfscan.scan.contract import ScanOptions, ScanRequest, ScanResult, SplitPolicy
+from shelfscan.jobs.store import start_cli_job
+from shelfscan.scan.contract import (
+    ScanCancelled,
+    ScanOptions,
+    ScanRequest,
+    ScanResult,
+    SplitPolicy,
+)
 from shelfscan.scan.engine import Scanner
 from shelfscan.scan.executor import ParseExecutor
 from shelfscan.scan.progress import Progress, ProgressView, publish_progress
+
+
+class ScanStopped(ShelfscanError):
+    """The CLI's scan stopped early: cancelled by an operator, or its job was taken over."""
 
 
 def owner_id() -> str:
@@ -37,28 +49,68 @@ async def run_scan_job(
     *,
     view: ProgressView | None = None,
 ) -> tuple[int, ScanResult]:
-    """Record a `scan_library` job, run it here, finish it; errors finish it `failed` and re-raise.
+    """Record a `scan_library` job, run it here under a lease, finish it.
 
-    The same `Scanner.run` the daemon's handlers call, without a dispatcher: a scan
-    in this process never splits, and reports files still being written as deferred.
+    The same `Scanner.run` the daemon's handlers call, without a dispatcher: a scan in
+    this process never splits, and reports files still being written as deferred.
+    Errors finish it `failed` (with a one-line reason) and re-raise; a cancel finishes
+    it `cancelled` and raises ScanStopped.
     """
     library = request.library
-    owner = owner_id()
-    payload: dict[str, Any] = {"library_id": library.id}
-    job_id = await create_running_job(pool, "scan_library", payload, owner)
-    queue = JobQueue(pool, owner, settings.lease_s)  # finishing is the queue's fenced update
+    queue = JobQueue(pool, owner_id(), settings.lease_s)  # finishing is the queue's fenced update
+    started = await start_cli_job(queue, ScanLibrary(library.id))
+    job_id = started.id
     events = JobEvents.for_job(job_id, library_id=library.id, library=library.name)
+    for reaped in started.reaped.reaped:
+        events.log.warning(
+            "lease_expired",
+            job_id=reaped.id,
+            state=str(reaped.state),
+            previous_owner=reaped.previous_owner,
+        )
     progress = Progress()
     try:
-        async with publish_progress(
-            pool, job_id, progress, events, interval_s=settings.progress_interval_s, view=view
+        async with (
+            hold_lease(queue, job_id, events.log) as lease,
+            publish_progress(
+                JobProgress(pool, events),
+                progress,
+                interval_s=settings.progress_interval_s,
+                view=view,
+            ),
         ):
-            result = await scanner.run(request, JobReporter(pool, job_id, events, progress))
+            reporter = JobReporter(pool, job_id, events, progress, lease.stop)
+            result = await scanner.run(request, reporter)
+    except ScanCancelled as exc:
+        if lease.lost and not lease.cancel_requested:
+            raise ScanStopped(
+                f"job {job_id} was taken from this scan (retried by an operator, or its lease "
+                f"ran out while the database was unreachable); {one_line(str(exc))}"
+            ) from None
+        await _finish_quietly(
+            queue, job_id, JobStatus.CANCELLED, events, error=exc, progress=progress.snapshot()
+        )
+        raise ScanStopped(f"job {job_id} cancelled: {one_line(str(exc))}") from None
     except BaseException as exc:
-        await queue.finish(job_id, "failed", error=one_line(exc), progress=progress.snapshot())
+        await _finish_quietly(
+            queue, job_id, JobStatus.FAILED, events, error=exc, progress=progress.snapshot()
+        )
         raise
-    await queue.finish(job_id, "succeeded", result=result.as_dict(), progress=progress.snapshot())
+    await queue.finish(
+        job_id, JobStatus.SUCCEEDED, result=result.as_dict(), progress=progress.snapshot()
+    )
     return job_id, result
+
+
+async def _finish_quietly(
+    queue: JobQueue, job_id: int, state: JobStatus, events: JobEvents, **kwargs: Any
+) -> None:
+    """Record how the scan ended if the database lets us; if not, its lease runs out and
+    the job is ended by whoever reaps it. The original error is what the user must see."""
+    try:
+        await queue.finish(job_id, state, **kwargs)
+    except Exception as exc:
+        events.log.warning("job_finish_failed", state=str(state), error=one_line(exc))
 
 
 def scanner_for(

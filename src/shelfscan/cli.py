@@ -11,6 +11,8 @@ import sys
 import warnings
 from collections.abc import Sequence
 
+import asyncpg
+
 from shelfscan.app import make_executor, resolve_roots, run_scan_job, scanner_for
 from shelfscan.catalogue.export import export_books
 from shelfscan.catalogue.libraries import default_library_name, ensure_library
@@ -115,18 +117,43 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings.from_env()
         configure_logging(settings.log_format, settings.log_level)
         return _dispatch(args, settings)
-    except ShelfscanError as exc:
-        # Every deliberate error derives from the root (docs/architecture.md); anything
-        # else is a bug and keeps its traceback.
-        print(f"shelfscan: {redact_url(one_line(exc, limit=1000))}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("shelfscan: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        # `shelfscan export | head`: the reader left; that is not an error.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+    except BaseException as exc:
+        leaf = _leaf(exc)
+        if isinstance(leaf, BrokenPipeError):
+            # `shelfscan export | head`: the reader left; that is not an error.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
+        if isinstance(leaf, _DATABASE_ERRORS):
+            print(f"shelfscan: database error: {redact_url(one_line(leaf))}", file=sys.stderr)
+            return 1
+        if isinstance(leaf, _ONE_LINE_ERRORS):
+            print(f"shelfscan: {redact_url(one_line(leaf))}", file=sys.stderr)
+            return 1
+        raise
+
+
+# Errors that are the user's or the environment's, not a bug: one line on stderr, exit 1.
+# Every error shelfscan raises on purpose derives from the one root (docs/architecture.md);
+# OSError is the environment's (a folder, a disk). The database's own errors name what
+# went wrong; a traceback would only hide it. Anything else is a bug and keeps its traceback.
+_ONE_LINE_ERRORS = (ShelfscanError, OSError)
+_DATABASE_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    """The first real error inside exception groups (a TaskGroup wraps what failed)."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
@@ -188,7 +215,7 @@ def _db_url(settings: Settings) -> int:
 
 async def _export(url: str, library: str | None) -> int:
     await migrate(url)
-    async with open_pool(url, max_size=2) as pool:
+    async with open_pool(url, max_size=2, application_name="shelfscan-cli/export") as pool:
         out = sys.stdout
         async for doc in export_books(pool, library):
             out.write(doc + "\n")
@@ -204,7 +231,9 @@ async def _scan(url: str, settings: Settings, args: argparse.Namespace) -> int:
         raise CliError("--workers must be between 1 and 64")
     settings = dataclasses.replace(settings, workers=args.workers or settings.workers)
     await migrate(url)
-    async with open_pool(url, max_size=settings.workers + 4) as pool:
+    async with open_pool(
+        url, max_size=settings.workers + 4, application_name="shelfscan-cli/scan"
+    ) as pool:
         library = await ensure_library(pool, args.library or default_library_name(roots), roots)
         chosen = {str(r) for r in roots}
         library = dataclasses.replace(
@@ -243,7 +272,7 @@ async def _cover(url: str, settings: Settings, sha256: str, output: str | None) 
     from shelfscan.covers import read_cover_async
 
     await migrate(url)
-    async with open_pool(url, max_size=1) as pool:
+    async with open_pool(url, max_size=1, application_name="shelfscan-cli/cover") as pool:
         row = await pool.fetchrow(
             "SELECT pack, pack_offset, size FROM shelfscan.covers WHERE sha256 = $1", sha256.lower()
         )
@@ -269,7 +298,7 @@ async def _purge(url: str, older_than_s: float, library: str | None) -> int:
     from shelfscan.catalogue.libraries import get_library
 
     await migrate(url)
-    async with open_pool(url, max_size=2) as pool:
+    async with open_pool(url, max_size=2, application_name="shelfscan-cli/purge") as pool:
         library_id = None
         if library:
             found = await get_library(pool, library)

@@ -49,7 +49,7 @@ async def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal)
     pool_size = settings.concurrency * (settings.workers + 2) + 4
-    async with open_pool(url, max_size=pool_size) as pool:
+    async with open_pool(url, max_size=pool_size, application_name="shelfscan-daemon") as pool:
         executor = make_executor(settings)
         try:
             scanner = scanner_for(pool, settings, executor)

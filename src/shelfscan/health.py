@@ -10,11 +10,13 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from shelfscan.jobs.store import QueueGauges, queue_gauges
 from shelfscan.jobs.worker import Daemon
 
 
@@ -31,27 +33,18 @@ class Metrics:
         self.pool = pool
         self.daemon = daemon
         self.registry = CollectorRegistry()
-        self._queue_rows: list[asyncpg.Record] = []
-        self._oldest_queued_s = 0.0
+        self._gauges = QueueGauges((), 0.0)
         self.registry.register(self)
 
     async def refresh(self) -> None:
-        self._queue_rows = await self.pool.fetch(
-            "SELECT kind, state, count(*) AS n FROM shelfscan.jobs GROUP BY kind, state"
-        )
-        self._oldest_queued_s = float(
-            await self.pool.fetchval(
-                """SELECT coalesce(extract(epoch FROM now() - min(run_at)), 0) FROM shelfscan.jobs
-                   WHERE state = 'queued' AND run_at <= now()"""
-            )
-        )
+        self._gauges = await queue_gauges(self.pool)
 
     def collect(self) -> list[GaugeMetricFamily | CounterMetricFamily]:
         jobs = GaugeMetricFamily(
             "shelfscan_jobs", "Jobs by state and kind", labels=["state", "kind"]
         )
-        for row in self._queue_rows:
-            jobs.add_metric([row["state"], row["kind"]], row["n"])
+        for state, kind, n in self._gauges.by_state_kind:
+            jobs.add_metric([state, kind], n)
         stats = self.daemon.stats
         finished = CounterMetricFamily(
             "shelfscan_jobs_finished", "Jobs this daemon finished, by final state", labels=["state"]
@@ -65,15 +58,17 @@ class Metrics:
             GaugeMetricFamily(
                 "shelfscan_oldest_queued_job_age_seconds",
                 "Age of the oldest due queued job",
-                value=self._oldest_queued_s,
+                value=self._gauges.oldest_queued_s,
             ),
             CounterMetricFamily(
-                "shelfscan_files_scanned",
-                "Files read and written by this daemon",
-                value=stats.files_scanned,
+                "shelfscan_books_written",
+                "Books this daemon added or updated (a split scan counted once, by its parts)",
+                value=stats.books_written,
             ),
             CounterMetricFamily(
-                "shelfscan_parse_errors", "Files that could not be read", value=stats.files_failed
+                "shelfscan_files_failed",
+                "Files this daemon could not read",
+                value=stats.files_failed,
             ),
             CounterMetricFamily(
                 "shelfscan_lease_expirations",
@@ -104,14 +99,20 @@ class HealthServer:
         self.daemon = daemon
         self.metrics = Metrics(pool, daemon)
 
-    async def health(self) -> tuple[int, dict[str, bool]]:
-        checks = dict(self.daemon.healthy())
+    async def health(self) -> tuple[int, dict[str, Any]]:
+        """200 when every loop is alive and recently successful and the database answers.
+
+        The body names each check, and for the daemon's loops how they are doing, so a
+        503 says which loop stopped or keeps failing.
+        """
+        checks: dict[str, Any] = dict(self.daemon.healthy())
         try:
             await asyncio.wait_for(self.pool.fetchval("SELECT 1"), 2)
             checks["database"] = True
         except Exception:
             checks["database"] = False
-        return (200 if all(checks.values()) else 503), checks
+        status = 200 if all(checks.values()) else 503
+        return status, {**checks, "loops": self.daemon.loop_report()}
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

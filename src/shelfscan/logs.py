@@ -56,6 +56,33 @@ def _redact(value: Any) -> Any:
     return value
 
 
+class StdlibToStructlog(logging.Handler):
+    """Hands the standard library's log records (asyncpg's, watchfiles', ...) to structlog.
+
+    Without it they bypassed the JSON renderer and the secret redaction: during a database
+    restart a quarter of the daemon's output was asyncpg's plain-text tracebacks.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            log = structlog.get_logger(record.name)
+            fields: dict[str, Any] = {"logger": record.name}
+            if record.exc_info:
+                fields["exc_info"] = record.exc_info
+            log.log(record.levelno, record.getMessage(), **fields)
+        except Exception:
+            self.handleError(record)
+
+
+def _route_stdlib_logging(level: int) -> None:
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, StdlibToStructlog):
+            root.removeHandler(handler)
+    root.addHandler(StdlibToStructlog(level))
+    root.setLevel(level)
+
+
 def configure_logging(fmt: str = "auto", level: str = "info") -> None:
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     renderer: Any = (
@@ -66,6 +93,7 @@ def configure_logging(fmt: str = "auto", level: str = "info") -> None:
     # Libraries that log through the standard library (pypdf's warnings about sloppy
     # files) must not flood the log: their per-file problems are reported by the scan.
     logging.getLogger("pypdf").setLevel(logging.ERROR)
+    _route_stdlib_logging(max(getattr(logging, level.upper()), logging.INFO))
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

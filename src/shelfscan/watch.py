@@ -20,10 +20,12 @@ import asyncpg
 import structlog
 from watchfiles import awatch
 
-from shelfscan.catalogue.pathcodec import to_json
+from shelfscan.errors import one_line
 from shelfscan.formats.registry import format_for_name
 from shelfscan.formats.sidecars import SIDECAR_NAMES
+from shelfscan.jobs.contract import ScanFolders
 from shelfscan.jobs.queue import JobQueue
+from shelfscan.jobs.store import enqueue_due_full_scans
 
 WatchMode = Literal["auto", "events", "polling"]
 NETWORK_FILESYSTEMS = frozenset(
@@ -141,8 +143,9 @@ class LibraryWatcher:
                     ignore_permission_denied=True,
                 ):
                     await self._enqueue(roots, [path for _, path in changes])
-            except (OSError, RuntimeError) as exc:
-                self.log.warning("watch_failed", error=str(exc))
+            except Exception as exc:
+                # Whatever failed (the watcher, the database behind an enqueue), watching goes on.
+                self.log.warning("watch_failed", error=one_line(exc))
                 await _sleep_or_stop(stopping, 5.0)
             finally:
                 timer.cancel()
@@ -159,12 +162,8 @@ class LibraryWatcher:
                     break
         for root, rels in by_root.items():
             library_id, root_id = roots[root]
-            payload = {
-                "library_id": library_id,
-                "root_id": root_id,
-                "paths": [to_json(p) for p in sorted(rels)],
-            }
-            job_id = await self.queue.enqueue("scan_path", payload, priority=2)
+            payload = ScanFolders(library_id, root_id, tuple(sorted(rels)))
+            job_id = await self.queue.enqueue(payload, priority=2)
             self.log.info("watch_changes", job_id=job_id, root=root, paths=len(rels))
 
     async def _schedule_loop(self, stopping: asyncio.Event) -> None:
@@ -173,26 +172,9 @@ class LibraryWatcher:
                 queued = await enqueue_due_full_scans(self.pool, self.options.full_scan_interval_s)
                 if queued:
                     self.log.info("full_scans_scheduled", libraries=queued)
-            except (OSError, asyncpg.PostgresError) as exc:
-                self.log.warning("schedule_failed", error=str(exc))
+            except Exception as exc:
+                self.log.warning("schedule_failed", error=one_line(exc))
             await _sleep_or_stop(stopping, min(300.0, self.options.full_scan_interval_s / 4))
-
-
-async def enqueue_due_full_scans(pool: asyncpg.Pool, interval_s: float) -> int:
-    """Queue a full scan of every library not fully scanned within `interval_s` (dedupe keeps it to one)."""
-    status: str = await pool.execute(
-        """
-        INSERT INTO shelfscan.jobs (kind, payload)
-        SELECT 'scan_library', jsonb_build_object('library_id', l.id) FROM shelfscan.libraries l
-        WHERE NOT EXISTS (
-            SELECT 1 FROM shelfscan.jobs j
-            WHERE j.kind = 'scan_library' AND j.library_id = l.id
-              AND (j.state IN ('queued', 'running')
-                   OR (j.state = 'succeeded' AND j.finished_at > now() - make_interval(secs => $1))))
-        """,
-        interval_s,
-    )
-    return int(status.split()[-1])
 
 
 async def _sleep_or_stop(stopping: asyncio.Event, seconds: float) -> None:

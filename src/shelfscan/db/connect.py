@@ -42,13 +42,24 @@ def _json_loads(value: str) -> object:
     return json.loads(value)
 
 
+def _server_settings(application_name: str) -> dict[str, str]:
+    # pg_stat_activity then tells which shelfscan process (and which part of it) holds a
+    # connection; PostgreSQL keeps the first 63 bytes.
+    return {"application_name": application_name[:63]}
+
+
 @contextlib.asynccontextmanager
 async def open_pool(
-    url: str, *, min_size: int = 1, max_size: int = 8
+    url: str, *, min_size: int = 1, max_size: int = 8, application_name: str = "shelfscan"
 ) -> AsyncIterator[asyncpg.Pool]:
     try:
         pool = await asyncpg.create_pool(
-            url, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=300
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            init=_init_connection,
+            command_timeout=300,
+            server_settings=_server_settings(application_name),
         )
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
         reason = redact_url(str(exc))
@@ -59,10 +70,12 @@ async def open_pool(
         await pool.close()
 
 
-async def connect(url: str) -> asyncpg.Connection:
+async def connect(url: str, *, application_name: str = "shelfscan") -> asyncpg.Connection:
     """A connection outside the pool (migrations' advisory lock, LISTEN)."""
     try:
-        conn: asyncpg.Connection = await asyncpg.connect(url)
+        conn: asyncpg.Connection = await asyncpg.connect(
+            url, server_settings=_server_settings(application_name)
+        )
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
         reason = redact_url(str(exc))
         raise DatabaseUnavailable(f"cannot connect to {redact_url(url)}: {reason}") from None
@@ -70,5 +83,5 @@ async def connect(url: str) -> asyncpg.Connection:
     return conn
 
 
-class DatabaseUnavailable(ShelfscanError, RuntimeError):
-    pass
+class DatabaseUnavailable(ShelfscanError):
+    """The database cannot be reached (one line, the password redacted)."""

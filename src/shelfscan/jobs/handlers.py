@@ -1,9 +1,9 @@
-"""What each job kind does: turn the job's payload into a `ScanRequest` and run it.
+"""What each job kind does: turn the job's typed payload into a `ScanRequest` and run it.
 
-A handler gets a `JobContext` and returns the job's result. Every scan job —
-a whole library, a watcher's folders, a part of a split scan — goes through
-the one entry point, `Scanner.run`, with a `JobReporter` (job rows, change
-feed) and a `JobDispatch` (parts and follow-ups as jobs).
+A handler gets a `JobContext` (the daemon decoded its payload) and returns the job's
+result. Every scan job — a whole library, a watcher's folders, a part of a split
+scan — goes through the one entry point, `Scanner.run`, with a `JobReporter` (job
+rows, change feed) and a `JobDispatch` (parts and follow-ups as jobs).
 """
 
 from __future__ import annotations
@@ -17,20 +17,34 @@ from typing import Any
 import anyio
 import asyncpg
 
-from shelfscan.catalogue.libraries import Library, library_by_id
-from shelfscan.catalogue.pathcodec import from_json, to_json
-from shelfscan.errors import ShelfscanError, one_line
+from shelfscan.catalogue.libraries import library_by_id
+from shelfscan.errors import one_line
+from shelfscan.jobs.contract import (
+    JobFailed,
+    JobStatus,
+    Payload,
+    ScanFiles,
+    ScanFolders,
+    ScanLibrary,
+    check_library,
+)
 from shelfscan.jobs.events import JobEvents
-from shelfscan.jobs.queue import Job, JobQueue
+from shelfscan.jobs.queue import Job, JobQueue, PartRow
 from shelfscan.jobs.reporter import JobReporter
-from shelfscan.scan.contract import ScanCancelled, ScanRequest, ScanResult, ScanScope
+from shelfscan.scan.contract import (
+    ScanCancelled,
+    ScanRequest,
+    ScanResult,
+    ScanScope,
+)
 from shelfscan.scan.engine import Scanner
 from shelfscan.scan.grouping import book_folder
 from shelfscan.scan.progress import Progress
 
+__all__ = ["Handler", "JobContext", "JobDispatch", "JobFailed", "ScanHandlers"]
 
-class JobFailed(ShelfscanError):
-    """A failure that retrying cannot fix (e.g. the library was deleted)."""
+# What a part counts in its own metrics; its parent must not count it again.
+_COUNTED = ("books_added", "books_updated", "files_failed")
 
 
 @dataclass(slots=True)
@@ -42,6 +56,9 @@ class JobContext:
     cancel_requested: bool = False
     lost: bool = False  # the lease was taken over by another daemon
     waiting: bool = False  # parked until its parts finish: it does not hold a daemon slot
+    payload: Payload | None = None  # decoded by the daemon before the handler runs
+    # What its parts did (they count it in their own metrics; the parent must not again).
+    from_parts: dict[str, int] = field(default_factory=dict)
 
 
 Handler = Callable[[JobContext], Awaitable[dict[str, Any]]]
@@ -57,73 +74,59 @@ class ScanHandlers:
         return {"scan_library": self.scan_library, "scan_path": self.scan_path}
 
     async def scan_library(self, ctx: JobContext) -> dict[str, Any]:
-        library = await self._library(ctx)
+        payload = ctx.payload
+        assert isinstance(payload, ScanLibrary)
+        library = await library_by_id(self.pool, payload.library_id)
+        check_library(payload, library)
+        assert library is not None
         if not library.roots:
             raise JobFailed(f"library {library.name} has no folders")
-        # Parts of an earlier attempt of this job (its daemon died) must end before we plan again.
-        await self.wait_for_parts(ctx)
-        return await self._run(ctx, ScanRequest.whole(library))
+        # Parts of an earlier attempt of this job (its daemon died) must end before we plan
+        # again; what they wrote is this job's work too.
+        earlier = [
+            _part_result(ctx, part)
+            for part in await self.wait_for_parts(ctx, None)
+            if part.state == JobStatus.SUCCEEDED
+        ]
+        result = await self._run(ctx, ScanRequest.whole(library))
+        return result.absorb(earlier).as_dict()
 
     async def scan_path(self, ctx: JobContext) -> dict[str, Any]:
-        return await self._run(ctx, await self.request_for_path(ctx.job.payload, ctx))
+        payload = ctx.payload
+        assert isinstance(payload, ScanFolders | ScanFiles)
+        library = await library_by_id(self.pool, payload.library_id)
+        root = check_library(payload, library)
+        assert library is not None and root is not None
+        if isinstance(payload, ScanFolders):
+            # A watcher's targeted scan (or a follow-up): the folders around what changed.
+            folders = await asyncio.to_thread(_folders_of, str(root.path), list(payload.paths))
+            request = ScanRequest.folders(library, root.id, folders)
+        else:
+            request = ScanRequest.files(library, root.id, payload.files, payload.sidecars)
+        return (await self._run(ctx, request)).as_dict()
 
-    async def request_for_path(self, payload: dict[str, Any], ctx: JobContext) -> ScanRequest:
-        """A `scan_path` payload as a request: a watcher's `paths`, or a part's `files`."""
-        library = await self._library(ctx)
-        roots = {r.id: str(r.path) for r in library.roots}
-        root_id = payload.get("root_id")
-        if root_id in roots and isinstance(payload.get("paths"), list):
-            # A watcher's targeted scan: the folders around what changed.
-            folders = await asyncio.to_thread(
-                _folders_of, roots[root_id], [from_json(p) for p in payload["paths"]]
-            )
-            return ScanRequest.folders(library, root_id, folders)
-        files = payload.get("files")
-        if root_id not in roots or not isinstance(files, list):
-            raise JobFailed("scan_path needs a root_id of the library and a list of files")
-        return ScanRequest.files(
-            library,
-            root_id,
-            [from_json(f) for f in files],
-            [from_json(f) for f in payload.get("sidecars") or []],
-        )
-
-    async def _run(self, ctx: JobContext, request: ScanRequest) -> dict[str, Any]:
+    async def _run(self, ctx: JobContext, request: ScanRequest) -> ScanResult:
         reporter = JobReporter(self.pool, ctx.job.id, ctx.events, ctx.progress, ctx.stop)
-        result = await self.scanner.run(request, reporter, JobDispatch(self, ctx))
-        return result.as_dict()
+        return await self.scanner.run(request, reporter, JobDispatch(self, ctx))
 
-    async def _library(self, ctx: JobContext) -> Library:
-        library = (
-            await library_by_id(self.pool, ctx.job.library_id)
-            if ctx.job.library_id is not None
-            else None
-        )
-        if library is None:
-            raise JobFailed(f"library {ctx.job.library_id} does not exist")
-        return library
-
-    async def wait_for_parts(self, ctx: JobContext) -> list[asyncpg.Record]:
+    async def wait_for_parts(self, ctx: JobContext, ids: set[int] | None) -> list[PartRow]:
+        """Wait until the parts (`ids`, or all of this job's) have ended; progress counts them."""
         ctx.waiting = True
         try:
             while True:
-                rows = await self.pool.fetch(
-                    """
-                    SELECT id, state, result, progress, last_error FROM shelfscan.jobs
-                    WHERE parent_id = $1 ORDER BY id
-                    """,
-                    ctx.job.id,
-                )
-                open_parts = [r for r in rows if r["state"] in ("queued", "running")]
+                rows = [r for r in await self.queue.parts(ctx.job.id) if ids is None or r.id in ids]
                 if rows and ctx.progress.phase == "parts":
-                    ctx.progress.done = sum(
-                        ScanResult.from_dict(r["result"] or {}).files_read
-                        if r["state"] == "succeeded"
-                        else (r["progress"] or {}).get("done", 0)
-                        for r in rows
+                    ctx.progress.done = min(
+                        ctx.progress.total,
+                        sum(
+                            ScanResult.from_dict(r.result or {}).files_read
+                            if r.state == JobStatus.SUCCEEDED
+                            else r.done
+                            for r in rows
+                        ),
                     )
-                if not open_parts:
-                    return list(rows)
+                if all(r.state.finished for r in rows):
+                    return rows
                 if ctx.stop.is_set():
                     raise ScanCancelled("stopped while waiting for its parts")
                 # Look again in a second, or at once when asked to stop.
@@ -141,33 +144,37 @@ class JobDispatch:
         self._ctx = ctx
 
     async def run_parts(self, parts: Sequence[ScanRequest]) -> list[ScanResult]:
-        payloads = [_payload(part) for part in parts]
-        await self._handlers.queue.enqueue_many("scan_path", payloads, self._ctx.job.id)
-        rows = await self._handlers.wait_for_parts(self._ctx)
-        failed = [r for r in rows if r["state"] != "succeeded"]
+        queue, ctx = self._handlers.queue, self._ctx
+        payloads = [p for p in map(_payload, parts) if isinstance(p, ScanFiles)]
+        ids = await queue.enqueue_parts(ctx.job.id, payloads)
+        rows = await self._handlers.wait_for_parts(ctx, set(ids))
+        failed = [r for r in rows if r.state != JobStatus.SUCCEEDED]
         if failed:
+            first = failed[0]
             raise RuntimeError(
                 f"{len(failed)} of {len(rows)} parts did not succeed "
-                f"(first: job {failed[0]['id']} {failed[0]['state']}: "
-                f"{one_line(failed[0]['last_error'] or '')})"
+                f"(first: job {first.id} {first.state}: {one_line(first.last_error or '')})"
             )
-        return [ScanResult.from_dict(r["result"] or {}) for r in rows]
+        return [_part_result(ctx, row) for row in rows]
 
     async def follow_up(self, request: ScanRequest, delay_s: float) -> None:
-        await self._handlers.queue.enqueue(
-            "scan_path", _payload(request), priority=2, delay_s=delay_s
-        )
+        await self._handlers.queue.enqueue(_payload(request), priority=2, delay_s=delay_s)
 
 
-def _payload(request: ScanRequest) -> dict[str, Any]:
-    """A FOLDERS or FILES request as a `scan_path` payload (the inverse of request_for_path)."""
-    base: dict[str, Any] = {"library_id": request.library.id, "root_id": request.root_id}
+def _part_result(ctx: JobContext, part: PartRow) -> ScanResult:
+    """A finished part's result; its counts are noted so the parent's metrics skip them."""
+    result = ScanResult.from_dict(part.result or {})
+    for key in _COUNTED:
+        ctx.from_parts[key] = ctx.from_parts.get(key, 0) + int(getattr(result, key))
+    return result
+
+
+def _payload(request: ScanRequest) -> ScanFolders | ScanFiles:
+    """A targeted request as the typed `scan_path` payload (the inverse of `scan_path`)."""
+    assert request.root_id is not None
     if request.scope is ScanScope.FOLDERS:
-        return base | {"paths": [to_json(p) for p in request.paths]}
-    return base | {
-        "files": [to_json(p) for p in request.paths],
-        "sidecars": [to_json(p) for p in request.sidecars],
-    }
+        return ScanFolders(request.library.id, request.root_id, request.paths)
+    return ScanFiles(request.library.id, request.root_id, request.paths, request.sidecars)
 
 
 def _folders_of(root: str, paths: list[str]) -> list[str]:

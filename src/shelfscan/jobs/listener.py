@@ -18,6 +18,7 @@ import asyncpg
 import structlog
 
 from shelfscan.db.connect import connect
+from shelfscan.errors import one_line
 from shelfscan.jobs.queue import CHANNEL
 
 
@@ -29,8 +30,10 @@ class Listener:
         on_cancel: Callable[[int], None],
         *,
         check_interval_s: float = 5.0,
+        application_name: str = "shelfscan-daemon/listener",
     ) -> None:
         self._url = url
+        self._application_name = application_name
         self._on_wake = on_wake
         self._on_cancel = on_cancel
         self._check_interval_s = check_interval_s
@@ -55,7 +58,7 @@ class Listener:
         while True:
             conn: asyncpg.Connection | None = None
             try:
-                conn = await connect(self._url)
+                conn = await connect(self._url, application_name=self._application_name)
                 lost = asyncio.Event()
                 conn.add_termination_listener(lambda _c, lost=lost: lost.set())
                 await conn.add_listener(CHANNEL, self._notified)
@@ -77,7 +80,7 @@ class Listener:
             except Exception as exc:
                 self.connected = False
                 self._log.warning(
-                    "listener_disconnected", error=str(exc), retry_in_s=round(delay, 2)
+                    "listener_disconnected", error=one_line(exc), retry_in_s=round(delay, 2)
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)

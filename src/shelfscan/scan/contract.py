@@ -15,6 +15,7 @@ deferred files in the result.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
@@ -190,6 +191,26 @@ class ScanResult:
         }
         out["stats"] = self.stats.as_dict()
         return out
+
+    def absorb(self, parts: Sequence[ScanResult]) -> ScanResult:
+        """This result with the reading other scans did for it (the parts of a split scan).
+
+        Only what reading produces adds up; missing, restored and unchanged books are
+        the planning scan's own bookkeeping.
+        """
+        if not parts:
+            return self
+        stats = self.stats
+        for part in parts:
+            stats = stats + part.stats
+        return dataclasses.replace(
+            self,
+            books_added=self.books_added + sum(p.books_added for p in parts),
+            books_updated=self.books_updated + sum(p.books_updated for p in parts),
+            files_failed=self.files_failed + sum(p.files_failed for p in parts),
+            files_deferred=self.files_deferred + sum(p.files_deferred for p in parts),
+            stats=stats,
+        )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ScanResult:

@@ -130,10 +130,11 @@ class Scanner:
             split=split,
         )
         restored = await self._reconcile(request.library.id, survey, reporter)
-        part_stats = ScanStats()
+        parts: list[ScanResult] = []
         if split:
             assert dispatch is not None
-            outcome, part_stats = await self._read_in_parts(request, survey, dispatch, reporter)
+            parts = await self._read_in_parts(request, survey, dispatch, reporter)
+            outcome = ReadOutcome()
         else:
             pipeline = ChunkPipeline(
                 self.pool,
@@ -148,14 +149,8 @@ class Scanner:
         missing = 0
         if request.scope is not ScanScope.FILES:
             missing = await self._finish(request.library, survey, reporter)
-        stats = (
-            ScanStats(
-                resolver.figures(),
-                writer.batches,
-                writer.fallbacks,
-                self.executor.restarts - restarts,
-            )
-            + part_stats
+        stats = ScanStats(
+            resolver.figures(), writer.batches, writer.fallbacks, self.executor.restarts - restarts
         )
         result = ScanResult(
             books_added=outcome.added,
@@ -170,7 +165,7 @@ class Scanner:
             elapsed_s=round(time.perf_counter() - started, 3),
             stats=stats,
             deferred_folders=tuple(sorted({(u.root_id, u.folder) for u in survey.settling})),
-        )
+        ).absorb(parts)
         if dispatch is not None and result.deferred_folders:
             await self._follow_up(request, result, dispatch, options)
         reporter.info("scan_finished", **result.as_dict())
@@ -287,7 +282,7 @@ class Scanner:
         survey: Survey,
         dispatch: ScanDispatch,
         reporter: ScanReporter,
-    ) -> tuple[ReadOutcome, ScanStats]:
+    ) -> list[ScanResult]:
         parts = [
             ScanRequest.files(
                 request.library,
@@ -299,19 +294,7 @@ class Scanner:
         ]
         reporter.info("scan_split", parts=len(parts), files=survey.files_to_read)
         reporter.progress.enter("parts", survey.files_to_read)
-        results = await dispatch.run_parts(parts)
-        stats = ScanStats()
-        for r in results:
-            stats = stats + r.stats
-        return (
-            ReadOutcome(
-                added=sum(r.books_added for r in results),
-                updated=sum(r.books_updated for r in results),
-                failed=sum(r.files_failed for r in results),
-                deferred=sum(r.files_deferred for r in results),
-            ),
-            stats,
-        )
+        return await dispatch.run_parts(parts)
 
     async def _finish(self, library: Library, survey: Survey, reporter: ScanReporter) -> int:
         """Library-level bookkeeping, once per scan: missing files, sidecar state."""

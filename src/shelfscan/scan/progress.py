@@ -1,4 +1,8 @@
-"""Progress: counters the workers bump, published to the job row and a terminal bar."""
+"""Progress: counters the workers bump, published to a sink (the job row) and a terminal bar.
+
+scan/ does not know about jobs: the job layer implements `ProgressSink`
+(`jobs.events.JobProgress`) and passes it in.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import asyncpg
-
-from shelfscan.jobs.events import JobEvents
-from shelfscan.jobs.store import update_progress
+from shelfscan.errors import one_line
 
 
 @dataclass(slots=True)
@@ -39,6 +40,26 @@ class Progress:
             "failed": self.failed,
             "rate": round(self.done / elapsed, 1),
         }
+
+
+class ScanEvents(Protocol):
+    """Where a scan reports what happened to a file or a folder (the job's log)."""
+
+    def info(self, event: str, path: str | None = None, **fields: Any) -> None: ...
+
+    def warning(self, event: str, path: str | None = None, **fields: Any) -> None: ...
+
+    def error(self, event: str, path: str | None = None, **fields: Any) -> None: ...
+
+
+class ProgressSink(Protocol):
+    """Where progress snapshots go while a scan runs (the job layer writes the job row)."""
+
+    async def publish(self, snapshot: dict[str, Any]) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def warning(self, event: str, **fields: Any) -> None: ...
 
 
 class ProgressView(Protocol):
@@ -89,33 +110,35 @@ class RichProgressView:
 
 @contextlib.asynccontextmanager
 async def publish_progress(
-    pool: asyncpg.Pool,
-    job_id: int,
+    sink: ProgressSink,
     progress: Progress,
-    events: JobEvents,
     *,
     interval_s: float,
     view: ProgressView | None = None,
 ) -> AsyncIterator[None]:
-    """Refresh the job row (and the bar) every `interval_s` while the block runs."""
+    """Hand a snapshot to `sink` (and the bar) every `interval_s` while the block runs.
+
+    Nothing the sink raises ends the reporting: a failed update is logged and the
+    next interval tries again, since a database hiccup must not silence the rest
+    of a long scan.
+    """
 
     async def loop() -> None:
-        last: dict[str, Any] | None = None
+        failures = 0
         while True:
-            await asyncio.sleep(interval_s)
+            await asyncio.sleep(interval_s * min(2**failures, 30))
             if view is not None:
                 view.show(progress)
-            snap = progress.snapshot()
             try:
-                if snap != last:
-                    await update_progress(pool, job_id, snap)
-                    last = snap
-                await events.flush(pool)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                # A database hiccup must not end progress reporting for the rest of the scan.
-                events.log.warning("progress_update_failed", error=str(exc))
+                await sink.publish(progress.snapshot())
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failures += 1
+                sink.warning("progress_update_failed", error=one_line(exc), failures=failures)
 
-    task = asyncio.create_task(loop(), name=f"progress-{job_id}")
+    task = asyncio.create_task(loop(), name="progress")
     try:
         yield
     finally:
@@ -124,4 +147,7 @@ async def publish_progress(
             await task
         if view is not None:
             view.show(progress)
-        await events.close(pool)
+        try:
+            await sink.close()
+        except Exception as exc:
+            sink.warning("progress_close_failed", error=one_line(exc))
