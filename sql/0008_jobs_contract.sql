@@ -16,6 +16,18 @@ ALTER TABLE shelfscan.jobs ADD COLUMN merged_into bigint REFERENCES shelfscan.jo
 -- "One running scan per library" covers targeted (watch) scans too; split parts
 -- (parent_id set) are meant to run side by side and are exempt.
 DROP INDEX shelfscan.jobs_one_running_scan;
+-- A targeted scan that an older daemon ran beside a full scan of the same library (a claim
+-- race the old index did not cover) goes back to the queue, so the index can be built.
+UPDATE shelfscan.jobs SET state = 'queued', owner = NULL, lease_expires_at = NULL,
+    attempts = greatest(attempts - 1, 0), run_at = now()
+WHERE id IN (
+    SELECT id FROM (
+        SELECT id, row_number() OVER (PARTITION BY library_id
+                                      ORDER BY (kind = 'scan_library') DESC, id) AS n
+        FROM shelfscan.jobs
+        WHERE state = 'running' AND parent_id IS NULL AND library_id IS NOT NULL
+          AND kind IN ('scan_library', 'scan_path')) r
+    WHERE n > 1);
 CREATE UNIQUE INDEX jobs_one_running_scan ON shelfscan.jobs (library_id)
     WHERE state = 'running' AND parent_id IS NULL AND kind IN ('scan_library', 'scan_path');
 

@@ -80,8 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     jobs_list.add_argument("--limit", type=int, default=50)
     for name, text in (
         ("show", "one job"),
-        ("cancel", "cancel a queued or running job"),
-        ("retry", "requeue a failed or cancelled job"),
+        ("cancel", "cancel a job that has not finished (and its parts)"),
+        ("retry", "queue a job again now (any job that has not succeeded)"),
     ):
         cmd = jobs_sub.add_parser(name, help=text)
         cmd.add_argument("id", type=int)

@@ -72,7 +72,7 @@ def _start_scan(folder: Path, db_url: str, tmp_path: Path, **extra: str) -> subp
 async def test_a_sigkilled_cli_scan_can_be_cancelled_and_rerun(
     pool: asyncpg.Pool, db_url: str, tmp_path: Path
 ) -> None:
-    small_library(tmp_path / "big", 800)
+    small_library(tmp_path / "big", 400)
     proc = _start_scan(tmp_path / "big", db_url, tmp_path, SHELFSCAN_LEASE_SECONDS="2")
     killed = await _wait_running(pool, proc)
     os.killpg(proc.pid, signal.SIGKILL)
@@ -94,13 +94,13 @@ async def test_a_sigkilled_cli_scan_can_be_cancelled_and_rerun(
     old = await pool.fetchrow("SELECT state, last_error FROM shelfscan.jobs WHERE id = $1", killed)
     assert old["state"] == "cancelled"
     assert "lease expired" in old["last_error"]
-    assert await pool.fetchval("SELECT count(*) FROM shelfscan.files") == 800
+    assert await pool.fetchval("SELECT count(*) FROM shelfscan.files") == 400
 
 
 async def test_a_rerun_right_after_a_kill_says_when_it_can_take_over(
     pool: asyncpg.Pool, db_url: str, tmp_path: Path
 ) -> None:
-    small_library(tmp_path / "big", 800)
+    small_library(tmp_path / "big", 400)
     proc = _start_scan(tmp_path / "big", db_url, tmp_path, SHELFSCAN_LEASE_SECONDS="600")
     killed = await _wait_running(pool, proc)
     os.killpg(proc.pid, signal.SIGKILL)
@@ -195,7 +195,7 @@ async def test_library_remove_with_books_and_jobs(
 async def test_losing_the_database_mid_scan_is_one_line_not_a_traceback(
     pool: asyncpg.Pool, db_url: str, tmp_path: Path
 ) -> None:
-    small_library(tmp_path / "big", 800)
+    small_library(tmp_path / "big", 400)
     proc = _start_scan(tmp_path / "big", db_url, tmp_path)
     job_id = await _wait_running(pool, proc)
     # Every connection the CLI holds is named for what it is, so the storm spares ours.
@@ -221,7 +221,7 @@ async def test_losing_the_database_mid_scan_is_one_line_not_a_traceback(
 async def test_jobs_cancel_stops_a_running_cli_scan(
     pool: asyncpg.Pool, db_url: str, tmp_path: Path
 ) -> None:
-    small_library(tmp_path / "big", 800)
+    small_library(tmp_path / "big", 400)
     proc = _start_scan(tmp_path / "big", db_url, tmp_path, SHELFSCAN_LEASE_SECONDS="1")
     job_id = await _wait_running(pool, proc)
     cancel = await asyncio.to_thread(_run, ["jobs", "cancel", str(job_id)], db_url, tmp_path)

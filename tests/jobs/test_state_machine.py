@@ -91,18 +91,27 @@ class World:
 
     # -- producers ---------------------------------------------------------------------
 
-    async def _enqueued(self, library_id: int, job_id: int | None) -> None:
+    async def _enqueued(self, library_id: int, job_id: int | None, exact: bool) -> None:
         if job_id is not None:
             self.jobs.append(job_id)
             return
         # Dropped as a duplicate: there must be a queued scan that does its work.
         queued = await queued_scan_id(self.pool, library_id)
+        if queued is None and not exact:
+            # A concurrent step may have claimed (or cancelled) that scan since the INSERT.
+            queued = await self.pool.fetchval(
+                "SELECT max(id) FROM shelfscan.jobs WHERE kind = 'scan_library' "
+                "AND library_id = $1",
+                library_id,
+            )
         assert queued is not None, f"scan request for library {library_id} dropped, none queued"
         self.merged_at_insert.append(queued)
 
     async def enqueue(self, exact: bool) -> None:
         library_id = self.rng.choice(self.libraries)
-        await self._enqueued(library_id, await self.owner().queue.enqueue(ScanLibrary(library_id)))
+        await self._enqueued(
+            library_id, await self.owner().queue.enqueue(ScanLibrary(library_id)), exact
+        )
 
     async def enqueue_sql(self, exact: bool) -> None:
         """What a book server does: a plain INSERT, possibly several rows in one statement."""
@@ -117,7 +126,7 @@ class World:
         for r in rows:
             self.jobs.append(r["id"])
         for _ in range(n - len(rows)):
-            await self._enqueued(library_id, None)
+            await self._enqueued(library_id, None, exact)
 
     async def enqueue_watch(self, exact: bool) -> None:
         library_id = self.rng.choice(self.libraries)

@@ -265,3 +265,29 @@ async def test_one_claim_never_takes_two_scans_of_a_library(pool: asyncpg.Pool) 
     claimed = await queue.claim(5)
     assert len(claimed) == 2 and other in {j.id for j in claimed}
     assert full not in {j.id for j in claimed}  # the watch scan has the higher priority
+
+
+async def test_hostile_text_reaches_job_rows_escaped_not_as_a_failed_flush(
+    pool: asyncpg.Pool,
+) -> None:
+    from shelfscan.jobs.events import JobEvents
+    from shelfscan.jobs.store import update_progress
+
+    library_id = await _library(pool, "a")
+    queue = JobQueue(pool, "d", lease_s=30)
+    await queue.enqueue(ScanLibrary(library_id))
+    (job,) = await queue.claim(1)
+    hostile = "bad\x00name-\udce9-\ud800.epub"  # a NUL, an escaped byte, a lone surrogate
+    events = JobEvents.for_job(job.id)
+    events.warning("file_unreadable", path=hostile, reason=f"cannot read {hostile}")
+    await events.flush(pool)
+    await update_progress(pool, job.id, {"phase": "parse", "current": hostile})
+    assert await queue.finish(job.id, "failed", error=RuntimeError(f"broke on {hostile}"))
+    log = await pool.fetchrow(
+        "SELECT path, fields FROM shelfscan.job_logs WHERE job_id = $1", job.id
+    )
+    assert log["path"] == "badname-\\udce9-\\ud800.epub"
+    assert log["fields"] == {"reason": "cannot read badname-\\udce9-\\ud800.epub"}
+    row = await _row(pool, job.id)
+    assert row["last_error"] == "RuntimeError: broke on badname-\\udce9-\\ud800.epub"
+    assert row["progress"]["current"] == "badname-\\udce9-\\ud800.epub"

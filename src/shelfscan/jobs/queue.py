@@ -376,7 +376,7 @@ class JobQueue:
                 lease_expires_at = CASE WHEN state = 'queued' OR lease_expires_at < now() THEN NULL
                                         ELSE lease_expires_at END,
                 last_error = coalesce(last_error, 'cancelled by an operator'),
-                cancel_requested = true
+                cancel_requested = (state = 'running')
             WHERE (id = $1 OR parent_id = $1) AND state IN ('queued', 'running')
             RETURNING id, state
             """,
