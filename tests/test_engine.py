@@ -357,3 +357,22 @@ def test_every_shelfscan_exception_derives_from_the_root_and_is_documented() -> 
                 if cls is not ShelfscanError:
                     assert f"── {name}" in doc, f"{name} missing from the hierarchy"
     assert len(found) >= 14
+
+
+def test_the_scan_engine_imports_nothing_of_the_job_layer() -> None:
+    """scan/ is a library the job layer drives, through scan/contract.py's protocols."""
+    import ast
+
+    scan_dir = Path(__file__).resolve().parents[1] / "src/shelfscan/scan"
+    for path in sorted(scan_dir.glob("*.py")):
+        tree = ast.parse(path.read_text("utf-8"))
+        for node in ast.walk(tree):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            for name in names:
+                assert not name.startswith(("shelfscan.jobs", "shelfscan.app")), (path.name, name)

@@ -110,7 +110,7 @@ class BookWriter:
                 return WriteResult(tuple(ids), ())
             except (asyncpg.PostgresError, asyncpg.DataError, ValueError, TypeError) as exc:
                 if len(books) == 1:
-                    return WriteResult((), (WriteFailure(books[0], _one_line(exc)),))
+                    return WriteResult((), (WriteFailure(books[0], _write_error(exc)),))
             # The batch is rolled back: retry book by book so only the bad one is lost.
             self.fallbacks += 1
             written: list[int] = []
@@ -120,7 +120,7 @@ class BookWriter:
                     async with conn.transaction():
                         written.extend(await _write_batch(conn, [book]))
                 except (asyncpg.PostgresError, asyncpg.DataError, ValueError, TypeError) as exc:
-                    failed.append(WriteFailure(book, _one_line(exc)))
+                    failed.append(WriteFailure(book, _write_error(exc)))
             return WriteResult(tuple(written), tuple(failed))
 
 
@@ -152,7 +152,7 @@ _MANUAL_GUARD = {
 }
 
 
-def _one_line(exc: BaseException) -> str:
+def _write_error(exc: BaseException) -> str:
     return one_line(f"database write failed: {one_line(exc)}")
 
 

@@ -64,7 +64,7 @@ from shelfscan.scan.diff import ScanPlan, diff, fingerprinter
 from shelfscan.scan.discovery import RootWalk, stat_files, walk_root
 from shelfscan.scan.executor import ParseExecutor
 from shelfscan.scan.grouping import Unit, plan_units
-from shelfscan.scan.pipeline import ChunkPipeline, ReadOutcome, chunk_size_for
+from shelfscan.scan.pipeline import ChunkPipeline, ReadOutcome, chunk_size_for, pack_units
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,19 +332,7 @@ class Scanner:
 
 def split_units(units: Sequence[Unit], part_files: int) -> list[list[Unit]]:
     """Runs of whole units in path order, each on one root, of about `part_files` files."""
-    ordered = sorted(units, key=lambda u: (u.root_id, u.folder))
-    parts: list[list[Unit]] = []
-    current: list[Unit] = []
-    size = 0
-    for unit in ordered:
-        if current and (size + unit.size > part_files or unit.root_id != current[0].root_id):
-            parts.append(current)
-            current, size = [], 0
-        current.append(unit)
-        size += unit.size
-    if current:
-        parts.append(current)
-    return parts
+    return pack_units(sorted(units, key=lambda u: (u.root_id, u.folder)), part_files, one_root=True)
 
 
 def guard_root(walk: RootWalk, shows_files: bool, held: int) -> None:

@@ -176,7 +176,7 @@ def parse_one(task: ParseTask, pack: CoverPack) -> ParseOutcome:
             except OSError as exc:
                 # A full or read-only covers folder must not lose the book itself.
                 metadata = dataclasses.replace(
-                    metadata, extra={**metadata.extra, "cover_error": str(exc)}
+                    metadata, extra={**metadata.extra, "cover_error": one_line(exc)}
                 )
             metadata = dataclasses.replace(metadata, cover=None)
         after = os.stat(task.path)

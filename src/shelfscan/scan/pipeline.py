@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -98,7 +99,7 @@ class ChunkPipeline:
 
         async def produce() -> None:
             size = chunk_size_for(sum(u.size for u in units), workers, self.options.chunk_size)
-            for chunk in _pack(units, size):
+            for chunk in pack_units(units, size):
                 await queue.put(chunk)
             for _ in range(workers):
                 await queue.put(None)
@@ -216,20 +217,26 @@ def chunk_size_for(files: int, workers: int, largest: int) -> int:
     return max(min(largest, MIN_CHUNK), min(largest, files // (workers * 2) or 1))
 
 
-def _pack(units: list[Unit], chunk_size: int) -> list[list[Unit]]:
-    """Chunks of about `chunk_size` files; a unit is never split."""
-    chunks: list[list[Unit]] = []
+def pack_units(units: Sequence[Unit], size: int, *, one_root: bool = False) -> list[list[Unit]]:
+    """Runs of whole units of about `size` files, in the given order (a unit is never split).
+
+    Chunks for the scan workers, and (`one_root`: each run on one root) parts of a
+    split scan.
+    """
+    runs: list[list[Unit]] = []
     current: list[Unit] = []
-    size = 0
+    files = 0
     for unit in units:
-        if current and size + unit.size > chunk_size:
-            chunks.append(current)
-            current, size = [], 0
+        if current and (
+            files + unit.size > size or (one_root and unit.root_id != current[0].root_id)
+        ):
+            runs.append(current)
+            current, files = [], 0
         current.append(unit)
-        size += unit.size
+        files += unit.size
     if current:
-        chunks.append(current)
-    return chunks
+        runs.append(current)
+    return runs
 
 
 def _restat(units: list[Unit], roots: dict[int, str]) -> list[Unit]:
