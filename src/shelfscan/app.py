@@ -78,8 +78,8 @@ async def run_scan_job(
                 interval_s=settings.progress_interval_s,
                 view=view,
             ),
+            JobReporter(pool, job_id, events, progress, lease.stop) as reporter,
         ):
-            reporter = JobReporter(pool, job_id, events, progress, lease.stop)
             result = await scanner.run(request, reporter)
     except ScanCancelled as exc:
         if lease.lost and not lease.cancel_requested:

@@ -106,8 +106,10 @@ class ScanHandlers:
         return (await self._run(ctx, request)).as_dict()
 
     async def _run(self, ctx: JobContext, request: ScanRequest) -> ScanResult:
-        reporter = JobReporter(self.pool, ctx.job.id, ctx.events, ctx.progress, ctx.stop)
-        return await self.scanner.run(request, reporter, JobDispatch(self, ctx))
+        async with JobReporter(
+            self.pool, ctx.job.id, ctx.events, ctx.progress, ctx.stop
+        ) as reporter:
+            return await self.scanner.run(request, reporter, JobDispatch(self, ctx))
 
     async def wait_for_parts(self, ctx: JobContext, ids: set[int] | None) -> list[PartRow]:
         """Wait until the parts (`ids`, or all of this job's) have ended; progress counts them."""
