@@ -130,7 +130,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"shelfscan: database error: {redact_url(one_line(leaf))}", file=sys.stderr)
             return 1
         if isinstance(leaf, _ONE_LINE_ERRORS):
-            print(f"shelfscan: {redact_url(one_line(leaf))}", file=sys.stderr)
+            # Their message is the reason; the class name would only be noise.
+            print(
+                f"shelfscan: {redact_url(one_line(str(leaf) or type(leaf).__name__))}",
+                file=sys.stderr,
+            )
             return 1
         raise
 

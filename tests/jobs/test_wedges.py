@@ -241,6 +241,7 @@ async def test_parts_done_never_exceeds_the_total(
     library = await ensure_library(pool, "lib", [tmp_path / "lib"])
     daemon = await start_daemon("d1", listen=False, poll=0.2, split=SplitPolicy(20, 15))
     job_id = await daemon.queue.enqueue(ScanLibrary(library.id))
+    assert job_id is not None
     seen: list[tuple[int, int]] = []
     while (await _row(pool, job_id))["state"] != "succeeded":
         p = (await _row(pool, job_id))["progress"]

@@ -27,6 +27,7 @@ from shelfscan.jobs.contract import (
     ScanFolders,
     ScanLibrary,
     check_library,
+    decode,
 )
 from shelfscan.jobs.events import JobEvents
 from shelfscan.jobs.queue import Job, JobQueue, PartRow
@@ -74,7 +75,7 @@ class ScanHandlers:
         return {"scan_library": self.scan_library, "scan_path": self.scan_path}
 
     async def scan_library(self, ctx: JobContext) -> dict[str, Any]:
-        payload = ctx.payload
+        payload = _payload(ctx)
         assert isinstance(payload, ScanLibrary)
         library = await library_by_id(self.pool, payload.library_id)
         check_library(payload, library)
@@ -92,7 +93,7 @@ class ScanHandlers:
         return result.absorb(earlier).as_dict()
 
     async def scan_path(self, ctx: JobContext) -> dict[str, Any]:
-        payload = ctx.payload
+        payload = _payload(ctx)
         assert isinstance(payload, ScanFolders | ScanFiles)
         library = await library_by_id(self.pool, payload.library_id)
         root = check_library(payload, library)
@@ -147,7 +148,7 @@ class JobDispatch:
 
     async def run_parts(self, parts: Sequence[ScanRequest]) -> list[ScanResult]:
         queue, ctx = self._handlers.queue, self._ctx
-        payloads = [p for p in map(_payload, parts) if isinstance(p, ScanFiles)]
+        payloads = [p for p in map(_request_payload, parts) if isinstance(p, ScanFiles)]
         ids = await queue.enqueue_parts(ctx.job.id, payloads)
         rows = await self._handlers.wait_for_parts(ctx, set(ids))
         failed = [r for r in rows if r.state != JobStatus.SUCCEEDED]
@@ -160,7 +161,7 @@ class JobDispatch:
         return [_part_result(ctx, row) for row in rows]
 
     async def follow_up(self, request: ScanRequest, delay_s: float) -> None:
-        await self._handlers.queue.enqueue(_payload(request), priority=2, delay_s=delay_s)
+        await self._handlers.queue.enqueue(_request_payload(request), priority=2, delay_s=delay_s)
 
 
 def _part_result(ctx: JobContext, part: PartRow) -> ScanResult:
@@ -171,12 +172,19 @@ def _part_result(ctx: JobContext, part: PartRow) -> ScanResult:
     return result
 
 
-def _payload(request: ScanRequest) -> ScanFolders | ScanFiles:
+def _request_payload(request: ScanRequest) -> ScanFolders | ScanFiles:
     """A targeted request as the typed `scan_path` payload (the inverse of `scan_path`)."""
     assert request.root_id is not None
     if request.scope is ScanScope.FOLDERS:
         return ScanFolders(request.library.id, request.root_id, request.paths)
     return ScanFiles(request.library.id, request.root_id, request.paths, request.sidecars)
+
+
+def _payload(ctx: JobContext) -> Payload:
+    """The decoded payload (the daemon decodes it before the handler; a direct caller may not)."""
+    if ctx.payload is None:
+        ctx.payload = decode(ctx.job.kind, ctx.job.payload)
+    return ctx.payload
 
 
 def _folders_of(root: str, paths: list[str]) -> list[str]:

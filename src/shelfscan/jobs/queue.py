@@ -375,7 +375,10 @@ class JobQueue:
                                         OR lease_expires_at < now() THEN now() ELSE finished_at END,
                 lease_expires_at = CASE WHEN state = 'queued' OR lease_expires_at < now() THEN NULL
                                         ELSE lease_expires_at END,
-                last_error = coalesce(last_error, 'cancelled by an operator'),
+                last_error = CASE WHEN state = 'queued' OR lease_expires_at IS NULL
+                                       OR lease_expires_at < now()
+                                  THEN coalesce(last_error, 'cancelled by an operator')
+                                  ELSE last_error END,
                 cancel_requested = (state = 'running')
             WHERE (id = $1 OR parent_id = $1) AND state IN ('queued', 'running')
             RETURNING id, state

@@ -125,7 +125,8 @@ async def cancel_library_jobs(conn: asyncpg.Connection, library_id: int) -> int:
         UPDATE shelfscan.jobs
         SET state = CASE WHEN state = 'queued' THEN 'cancelled' ELSE state END,
             finished_at = CASE WHEN state = 'queued' THEN now() ELSE finished_at END,
-            last_error = coalesce(last_error, 'its library was removed'),
+            last_error = CASE WHEN state = 'queued' THEN coalesce(last_error, 'its library was removed')
+                              ELSE last_error END,
             cancel_requested = true
         WHERE library_id = $1 AND state IN ('queued', 'running')
         """,
