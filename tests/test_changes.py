@@ -29,7 +29,8 @@ def _book_server_query() -> str:
     """The query docs/sql-contract.md tells a book server to run, verbatim."""
     doc = (ROOT / "docs/sql-contract.md").read_text("utf-8")
     section = doc[doc.index("## Follow catalogue changes") :]
-    (query,) = [q for q in re.findall(r"```sql\n(.*?)```", section, re.S) if "c.seq > $2" in q]
+    blocks: list[str] = re.findall(r"```sql\n(.*?)```", section, re.S)
+    (query,) = [q for q in blocks if "c.seq > $2" in q]
     return query.strip().rstrip(";")
 
 
