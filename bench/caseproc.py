@@ -144,6 +144,8 @@ async def _run_scanner(
     from shelfscan.config import Settings
     from shelfscan.db.connect import open_pool
     from shelfscan.jobs.events import JobEvents
+    from shelfscan.jobs.reporter import JobReporter
+    from shelfscan.scan.contract import ScanRequest
     from shelfscan.scan.progress import Progress
 
     settings = dataclasses.replace(
@@ -170,17 +172,19 @@ async def _run_scanner(
             before = CpuMark.take(pg_pid)
             if spec["kind"] == "plan":
                 events = JobEvents.for_job(0, library=library.name)
-                planned = await scanner.plan(library, events, Progress())
+                reporter = JobReporter(pool, 0, events, Progress())
+                survey = await scanner.plan(ScanRequest.whole(library), reporter)
                 counts: dict[str, Any] = {
-                    "files_seen": planned.files_seen,
-                    "new": len(planned.plan.new),
-                    "changed": len(planned.plan.changed),
-                    "unchanged": len(planned.plan.unchanged),
-                    "units": len(planned.units),
+                    "files_seen": survey.files_seen,
+                    "new": len(survey.diff.new),
+                    "changed": len(survey.diff.changed),
+                    "unchanged": len(survey.diff.unchanged),
+                    "units": len(survey.units),
                 }
             else:
-                _, summary = await run_scan_job(pool, scanner, library, settings)
-                counts = dict(summary.as_dict())
+                request = ScanRequest.whole(library)
+                _, result = await run_scan_job(pool, scanner, request, settings)
+                counts = dict(result.as_dict())
             after = CpuMark.take(pg_pid)
             rss_children = _children_peaks()
         finally:

@@ -11,11 +11,12 @@ from typing import Any
 import asyncpg
 import pytest
 
-from shelfscan.jobs.handlers import ScanHandlers, SplitPolicy
+from shelfscan.jobs.handlers import ScanHandlers
 from shelfscan.jobs.queue import JobQueue
 from shelfscan.jobs.worker import Daemon, DaemonOptions
+from shelfscan.scan.contract import ScanOptions, SplitPolicy
+from shelfscan.scan.engine import Scanner
 from shelfscan.scan.executor import ParseExecutor
-from shelfscan.scan.pipeline import Scanner, ScanOptions
 
 StartFn = Callable[..., Awaitable[Daemon]]
 
@@ -36,9 +37,10 @@ async def start_daemon(pool: asyncpg.Pool, db_url: str, tmp_path: Path) -> Async
         queue_type: type[JobQueue] = JobQueue,
     ) -> Daemon:
         executor = ParseExecutor("thread", 2, tmp_path / "covers")
-        scanner = Scanner(pool, executor, ScanOptions(workers=workers, chunk_size=chunk_size))
+        options = ScanOptions(workers=workers, chunk_size=chunk_size)
+        scanner = Scanner(pool, executor, options, split or SplitPolicy())
         queue = queue_type(pool, name, lease)
-        handlers = ScanHandlers(pool, scanner, queue, split or SplitPolicy()).table()
+        handlers = ScanHandlers(pool, scanner, queue).table()
         daemon = Daemon(
             pool,
             db_url,

@@ -1,7 +1,9 @@
 """A real PostgreSQL for the tests, found the way the README promises.
 
 TEST_DATABASE_URL if set; else a testcontainers PostgreSQL where a Docker engine
-answers; else an embedded pgserver started once per test session. Each test gets
+answers and can start the image (an engine with no registry to pull from cannot:
+then, as with no engine at all, the tests use an embedded pgserver started once
+per test session). Each test gets
 its own database cloned from a migrated template, so tests never see each
 other's rows.
 """
@@ -9,11 +11,14 @@ other's rows.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import sys
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -21,6 +26,9 @@ import pytest
 
 from shelfscan.db.connect import open_pool
 from shelfscan.db.migrate import migrate
+from shelfscan.errors import one_line
+
+NewDatabase = Callable[[], Awaitable[str]]
 
 
 def with_database(url: str, name: str) -> str:
@@ -40,17 +48,43 @@ def _docker_answers() -> bool:
     return True
 
 
+POSTGRES_IMAGE = "postgres:16-alpine"
+
+
+def _start_container() -> Any | None:
+    """A running PostgreSQL container, or None (with the reason on stderr) when the engine
+    cannot provide one: the image is not there and cannot be pulled, the engine refuses."""
+    from testcontainers.postgres import PostgresContainer
+
+    container = None
+    try:
+        container = PostgresContainer(POSTGRES_IMAGE, driver=None)
+        container.start()
+    except Exception as exc:
+        print(
+            f"db_fixtures: Docker answers but cannot run {POSTGRES_IMAGE} ({one_line(exc)}); "
+            "using the embedded PostgreSQL",
+            file=sys.stderr,
+        )
+        if container is not None:
+            with contextlib.suppress(Exception):
+                container.stop()
+        return None
+    return container
+
+
 @pytest.fixture(scope="session")
 def pg_admin_url() -> Iterator[str]:
     url = os.environ.get("TEST_DATABASE_URL")
     if url:
         yield url
         return
-    if _docker_answers():
-        from testcontainers.postgres import PostgresContainer
-
-        with PostgresContainer("postgres:16-alpine", driver=None) as container:
+    container = _start_container() if _docker_answers() else None
+    if container is not None:
+        try:
             yield container.get_connection_url()
+        finally:
+            container.stop()
         return
     import pgserver
 
@@ -90,21 +124,34 @@ def template_url(pg_admin_url: str) -> Iterator[str]:
 
 
 @pytest.fixture
-async def db_url(pg_admin_url: str, template_url: str) -> AsyncIterator[str]:
-    """A fresh, migrated database for one test."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
+async def new_database(pg_admin_url: str, template_url: str) -> AsyncIterator[NewDatabase]:
+    """`await new_database()`: the URL of another fresh, migrated database (dropped after)."""
+    made: list[str] = []
     template = urlsplit(template_url).path.lstrip("/")
+
+    async def create() -> str:
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        conn = await asyncpg.connect(pg_admin_url)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        finally:
+            await conn.close()
+        made.append(name)
+        return with_database(pg_admin_url, name)
+
+    yield create
     conn = await asyncpg.connect(pg_admin_url)
     try:
-        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        for name in made:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await conn.close()
-    yield with_database(pg_admin_url, name)
-    conn = await asyncpg.connect(pg_admin_url)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+
+
+@pytest.fixture
+async def db_url(new_database: NewDatabase) -> str:
+    """A fresh, migrated database for one test."""
+    return await new_database()
 
 
 @pytest.fixture

@@ -15,9 +15,52 @@ from shelfscan.app import make_executor, run_scan_job, scanner_for
 from shelfscan.catalogue.export import export_books
 from shelfscan.catalogue.libraries import ensure_library
 from shelfscan.config import Settings
-from shelfscan.scan.pipeline import ScanSummary
+from shelfscan.scan.contract import CatalogueChanges, ScanRequest, ScanResult
+from shelfscan.scan.progress import Progress
 
-ScanFn = Callable[..., Awaitable[ScanSummary]]
+ScanFn = Callable[..., Awaitable[ScanResult]]
+
+
+class ListReporter:
+    """A `ScanReporter` that keeps everything in lists, for tests that drive `Scanner.run`.
+
+    `on_event` is called with each event name: a test can act between two phases.
+    """
+
+    def __init__(self, on_event: Callable[[str], None] | None = None) -> None:
+        self.progress = Progress()
+        self.events: list[tuple[str, str, str | None, dict[str, Any]]] = []
+        self.changes_seen: list[CatalogueChanges] = []
+        self.stop = False
+        self._on_event = on_event
+
+    def stop_requested(self) -> bool:
+        return self.stop
+
+    def _add(self, level: str, event: str, path: str | None, fields: dict[str, Any]) -> None:
+        self.events.append((level, event, path, fields))
+        if self._on_event is not None:
+            self._on_event(event)
+
+    def info(self, event: str, path: str | None = None, **fields: Any) -> None:
+        self._add("info", event, path, fields)
+
+    def warning(self, event: str, path: str | None = None, **fields: Any) -> None:
+        self._add("warning", event, path, fields)
+
+    def error(self, event: str, path: str | None = None, **fields: Any) -> None:
+        self._add("error", event, path, fields)
+
+    async def changes(self, changes: CatalogueChanges) -> None:
+        self.changes_seen.append(changes)
+
+    def named(self, event: str) -> list[dict[str, Any]]:
+        """The fields (and path) of every `event` reported."""
+        return [
+            {**fields, **({"path": path} if path else {})}
+            for _, name, path, fields in self.events
+            if name == event
+        ]
 
 
 def settings_for(tmp_path: Path, **overrides: Any) -> Settings:
@@ -37,7 +80,7 @@ async def scan(pool: asyncpg.Pool, tmp_path: Path) -> AsyncIterator[ScanFn]:
         workers: int = 4,
         chunk_size: int = 7,
         settle_s: float = 0.0,
-    ) -> ScanSummary:
+    ) -> ScanResult:
         # Tests write files and scan at once: no settle time unless a test asks for one.
         settings = settings_for(
             tmp_path,
@@ -51,8 +94,8 @@ async def scan(pool: asyncpg.Pool, tmp_path: Path) -> AsyncIterator[ScanFn]:
         ex = make_executor(settings)
         executors.append(ex)
         scanner = scanner_for(pool, settings, ex, workers)
-        _, summary = await run_scan_job(pool, scanner, lib, settings)
-        return summary
+        _, result = await run_scan_job(pool, scanner, ScanRequest.whole(lib), settings)
+        return result
 
     yield run
     for ex in executors:

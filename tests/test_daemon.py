@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 
 from shelfscan.catalogue.libraries import ensure_library
-from shelfscan.jobs.handlers import SplitPolicy
+from shelfscan.scan.contract import SplitPolicy
 from tests.daemons import StartFn, until, until_db
 from tests.libraries import small_library
 

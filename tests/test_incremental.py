@@ -15,16 +15,17 @@ import pytest
 
 from shelfscan.catalogue.libraries import ensure_library
 from shelfscan.jobs.events import JobEvents
-from shelfscan.jobs.handlers import ScanHandlers, SplitPolicy
+from shelfscan.jobs.handlers import ScanHandlers
 from shelfscan.jobs.queue import JobQueue
 from shelfscan.jobs.worker import Daemon, DaemonOptions
+from shelfscan.scan.contract import ScanOptions, ScanRequest
+from shelfscan.scan.engine import Scanner
 from shelfscan.scan.executor import ParseExecutor
-from shelfscan.scan.pipeline import Scanner, ScanOptions
 from shelfscan.scan.progress import Progress
 from shelfscan.testing.epubs import CreatorSpec, EpubSpec, write_epub
 from shelfscan.watch import LibraryWatcher, WatchOptions
 from tests.libraries import small_library
-from tests.scanning import ScanFn, export
+from tests.scanning import ListReporter, ScanFn, export
 from tests.test_scan import _xmins
 
 
@@ -152,13 +153,13 @@ async def test_a_file_rewritten_between_stat_and_read_is_stored_as_it_ends_up(
     executor = ParseExecutor("thread", 1, tmp_path / "covers")
     try:
         scanner = Scanner(pool, executor, ScanOptions(workers=1, chunk_size=5))
-        events = JobEvents.for_job(0)
-        progress = Progress()
-        planned = await scanner.plan(library, events, progress)  # the walk has stat'ed the file
-        _epub(path, "After, and longer than before")  # rewritten before it is read
-        os.utime(path, ns=(1, 1_900_000_000_000_000_000))
-        tally = await scanner.process(library.id, planned.units, planned.roots, events, progress)
-        await scanner.finish(library, planned, tally, events, progress)
+
+        def rewrite(event: str) -> None:
+            if event == "scan_started":  # planned: the walk has stat'ed the file
+                _epub(path, "After, and longer than before")  # rewritten before it is read
+                os.utime(path, ns=(1, 1_900_000_000_000_000_000))
+
+        await scanner.run(ScanRequest.whole(library), ListReporter(rewrite))
     finally:
         executor.close()
     (book,) = await export(pool)
@@ -234,7 +235,7 @@ async def watching(
         executor = ParseExecutor("thread", 1, tmp_path / "covers")
         scanner = Scanner(pool, executor, ScanOptions(workers=2, chunk_size=10))
         queue = JobQueue(pool, "watcher", 10)
-        handlers = ScanHandlers(pool, scanner, queue, SplitPolicy()).table()
+        handlers = ScanHandlers(pool, scanner, queue).table()
         daemon = Daemon(
             pool,
             db_url,
@@ -362,6 +363,7 @@ async def test_files_still_being_written_wait_for_a_later_pass(
 async def test_the_daemon_comes_back_for_files_that_were_still_being_written(
     pool: asyncpg.Pool, tmp_path: Path
 ) -> None:
+    from shelfscan.jobs.contract import ScanLibrary
     from shelfscan.jobs.handlers import JobContext
     from shelfscan.jobs.queue import Job
 
@@ -372,9 +374,10 @@ async def test_the_daemon_comes_back_for_files_that_were_still_being_written(
     try:
         scanner = Scanner(pool, executor, ScanOptions(workers=1, chunk_size=5, settle_s=30))
         queue = JobQueue(pool, "d", 30)
-        handlers = ScanHandlers(pool, scanner, queue, SplitPolicy())
+        handlers = ScanHandlers(pool, scanner, queue)
         job = Job(1, "scan_library", {"library_id": library.id}, library.id, 1, 5, None)
-        result = await handlers.scan_library(JobContext(job, JobEvents.for_job(1), Progress()))
+        ctx = JobContext(job, JobEvents.for_job(1), Progress(), payload=ScanLibrary(library.id))
+        result = await handlers.scan_library(ctx)
     finally:
         executor.close()
     assert (result["books_added"], result["files_deferred"]) == (0, 1)

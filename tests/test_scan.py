@@ -9,7 +9,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from shelfscan.scan.pipeline import RootUnavailable
+from shelfscan.scan.contract import RootUnavailable
 from shelfscan.testing.covers import cover_jpeg
 from shelfscan.testing.epubs import CreatorSpec, EpubSpec, write_epub
 from tests.scanning import ScanFn, export

@@ -9,17 +9,24 @@ from typing import Any
 
 import asyncpg
 
-from shelfscan.catalogue.libraries import Library
 from shelfscan.config import Settings
 from shelfscan.errors import ShelfscanError, one_line
 from shelfscan.jobs.contract import JobStatus, ScanLibrary
 from shelfscan.jobs.events import JobEvents, JobProgress
 from shelfscan.jobs.lease import hold_lease
 from shelfscan.jobs.queue import JobQueue
+from shelfscan.jobs.reporter import JobReporter
 from shelfscan.jobs.store import start_cli_job
+from shelfscan.scan.contract import (
+    ScanCancelled,
+    ScanOptions,
+    ScanRequest,
+    ScanResult,
+    SplitPolicy,
+)
 from shelfscan.scan.discovery import IgnoreRules
+from shelfscan.scan.engine import Scanner
 from shelfscan.scan.executor import ParseExecutor
-from shelfscan.scan.pipeline import ScanCancelled, Scanner, ScanOptions, ScanSummary
 from shelfscan.scan.progress import Progress, ProgressView, publish_progress
 
 
@@ -48,16 +55,19 @@ def make_executor(settings: Settings, *, inline_max_files: int = 0) -> ParseExec
 async def run_scan_job(
     pool: asyncpg.Pool,
     scanner: Scanner,
-    library: Library,
+    request: ScanRequest,
     settings: Settings,
     *,
     view: ProgressView | None = None,
-) -> tuple[int, ScanSummary]:
+) -> tuple[int, ScanResult]:
     """Record a `scan_library` job, run it here under a lease, finish it.
 
+    The same `Scanner.run` the daemon's handlers call, without a dispatcher: a scan in
+    this process never splits, and reports files still being written as deferred.
     Errors finish it `failed` (with a one-line reason) and re-raise; a cancel finishes
     it `cancelled` and raises ScanStopped.
     """
+    library = request.library
     queue = JobQueue(pool, owner_id(), settings.lease_s)  # finishing is the queue's fenced update
     started = await start_cli_job(queue, ScanLibrary(library.id))
     job_id = started.id
@@ -79,8 +89,9 @@ async def run_scan_job(
                 interval_s=settings.progress_interval_s,
                 view=view,
             ),
+            JobReporter(pool, job_id, events, progress, lease.stop) as reporter,
         ):
-            summary = await scanner.scan(library, events, progress, lease.stop)
+            result = await scanner.run(request, reporter)
     except ScanCancelled as exc:
         if lease.lost and not lease.cancel_requested:
             raise ScanStopped(
@@ -97,10 +108,9 @@ async def run_scan_job(
         )
         raise
     await queue.finish(
-        job_id, JobStatus.SUCCEEDED, result=summary.as_dict(), progress=progress.snapshot()
+        job_id, JobStatus.SUCCEEDED, result=result.as_dict(), progress=progress.snapshot()
     )
-    events.log.info("scan_finished", **summary.as_dict())
-    return job_id, summary
+    return job_id, result
 
 
 async def _finish_quietly(
@@ -115,7 +125,7 @@ async def _finish_quietly(
 
 
 def scanner_for(
-    pool: asyncpg.Pool, settings: Settings, executor: ParseExecutor, workers: int | None
+    pool: asyncpg.Pool, settings: Settings, executor: ParseExecutor, workers: int | None = None
 ) -> Scanner:
     settings.covers_dir.mkdir(parents=True, exist_ok=True)
     options = ScanOptions(
@@ -124,7 +134,7 @@ def scanner_for(
         settle_s=settings.settle_s,
         ignore=IgnoreRules.from_patterns(settings.ignore),
     )
-    return Scanner(pool, executor, options)
+    return Scanner(pool, executor, options, SplitPolicy(settings.split_files, settings.part_files))
 
 
 def resolve_roots(paths: list[str]) -> list[Path]:

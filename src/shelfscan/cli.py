@@ -10,11 +10,9 @@ import os
 import sys
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
 
 import asyncpg
 
-from shelfscan.admin import AdminError
 from shelfscan.app import (
     SMALL_SCAN_CHUNK,
     make_executor,
@@ -24,13 +22,12 @@ from shelfscan.app import (
 )
 from shelfscan.catalogue.export import export_books
 from shelfscan.catalogue.libraries import default_library_name, ensure_library
-from shelfscan.config import ConfigError, Settings
-from shelfscan.db.connect import DatabaseUnavailable, database_url, open_pool, redact_url
-from shelfscan.db.embedded import EmbeddedDatabaseError
+from shelfscan.config import Settings
+from shelfscan.db.connect import database_url, open_pool, redact_url
 from shelfscan.db.migrate import migrate
 from shelfscan.errors import ShelfscanError, one_line
 from shelfscan.logs import configure_logging
-from shelfscan.scan.pipeline import RootUnavailable, ScanSummary
+from shelfscan.scan.contract import ScanRequest, ScanResult
 from shelfscan.scan.progress import RichProgressView
 
 
@@ -57,7 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run as a daemon: claim and run jobs from the jobs table")
     serve.add_argument(
-        "--http", metavar="[HOST]:PORT", help="serve /healthz and /metrics, e.g. :8080"
+        "--http",
+        metavar="[HOST]:PORT",
+        help="serve /healthz and /metrics, e.g. :8080 (default SHELFSCAN_HTTP; none: off)",
     )
     serve.add_argument(
         "--concurrency", type=int, help="jobs run at once (default SHELFSCAN_CONCURRENCY or 2)"
@@ -158,16 +157,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 # Errors that are the user's or the environment's, not a bug: one line on stderr, exit 1.
-# (The database's own errors name what went wrong; a traceback would only hide it.)
-_ONE_LINE_ERRORS = (
-    ShelfscanError,
-    AdminError,
-    ConfigError,
-    DatabaseUnavailable,
-    EmbeddedDatabaseError,
-    RootUnavailable,
-    OSError,
-)
+# Every error shelfscan raises on purpose derives from the one root (docs/architecture.md);
+# OSError is the environment's (a folder, a disk). The database's own errors name what
+# went wrong; a traceback would only hide it. Anything else is a bug and keeps its traceback.
+_ONE_LINE_ERRORS = (ShelfscanError, OSError)
 _DATABASE_ERRORS = (
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
@@ -203,16 +196,17 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             from shelfscan.daemon import serve
 
             return asyncio.run(
-                serve(url, settings, args.http, args.concurrency, args.poll_only, args.watch)
+                serve(
+                    url,
+                    settings,
+                    args.http or settings.http,
+                    args.concurrency,
+                    args.poll_only,
+                    args.watch,
+                )
             )
         if args.command == "cover":
-            data = asyncio.run(_cover(url, settings, args.sha256))
-            if args.output:
-                Path(args.output).write_bytes(data)
-            else:
-                sys.stdout.buffer.write(data)
-                sys.stdout.flush()
-            return 0
+            return asyncio.run(_cover(url, settings, args.sha256, args.output))
         if args.command == "covers":
             from shelfscan.covers import compact_command
 
@@ -272,15 +266,16 @@ async def _scan(url: str, settings: Settings, args: argparse.Namespace) -> int:
         )
         executor = make_executor(settings, inline_max_files=SMALL_SCAN_CHUNK)
         try:
-            scanner = scanner_for(pool, settings, executor, settings.workers)
+            scanner = scanner_for(pool, settings, executor)
+            request = ScanRequest.whole(library)
             if sys.stderr.isatty() and not args.json:
                 with RichProgressView() as view:
-                    _, summary = await run_scan_job(pool, scanner, library, settings, view=view)
+                    _, result = await run_scan_job(pool, scanner, request, settings, view=view)
             else:
-                _, summary = await run_scan_job(pool, scanner, library, settings)
+                _, result = await run_scan_job(pool, scanner, request, settings)
         finally:
             executor.close()
-    _print_summary(summary, as_json=args.json, library=library.name)
+    _print_summary(result, as_json=args.json, library=library.name)
     return 0
 
 
@@ -295,8 +290,11 @@ def parse_age(text: str) -> float:
     return float(value) * units[unit]
 
 
-async def _cover(url: str, settings: Settings, sha256: str) -> bytes:
-    from shelfscan.covers import read_cover
+async def _cover(url: str, settings: Settings, sha256: str, output: str | None) -> int:
+    """Write one cover out of its pack; the file I/O runs through aiofiles, off the loop."""
+    import aiofiles
+
+    from shelfscan.covers import read_cover_async
 
     await migrate(url)
     async with open_pool(url, max_size=1, application_name="shelfscan-cli/cover") as pool:
@@ -305,9 +303,19 @@ async def _cover(url: str, settings: Settings, sha256: str) -> bytes:
         )
     if row is None or row["pack"] is None:
         raise CliError(f"no cover with sha256 {sha256}")
-    return await asyncio.to_thread(
-        read_cover, settings.covers_dir, row["pack"], row["pack_offset"], row["size"]
-    )
+    try:
+        data = await read_cover_async(
+            settings.covers_dir, row["pack"], row["pack_offset"], row["size"]
+        )
+    except (OSError, ValueError) as exc:
+        raise CliError(f"cannot read cover {sha256}: {one_line(exc)}") from exc
+    if output:
+        async with aiofiles.open(output, "wb") as out:
+            await out.write(data)
+    else:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    return 0
 
 
 async def _purge(url: str, older_than_s: float, library: str | None) -> int:
@@ -327,11 +335,11 @@ async def _purge(url: str, older_than_s: float, library: str | None) -> int:
     return 0
 
 
-def _print_summary(summary: ScanSummary, *, as_json: bool, library: str) -> None:
+def _print_summary(result: ScanResult, *, as_json: bool, library: str) -> None:
     if as_json:
-        print(json.dumps(summary.as_dict()))
+        print(json.dumps(result.as_dict()))
         return
-    s = summary
+    s = result
     print(
         f"{library}: {s.books_added} added, {s.books_updated} updated, {s.books_unchanged} unchanged, "
         f"{s.books_missing} missing, {s.files_failed} failed; {s.files_seen} files in {s.elapsed_s:.2f}s"

@@ -11,11 +11,13 @@ from typing import Literal
 
 import platformdirs
 
+from shelfscan.errors import ShelfscanError
+
 ExecutorKind = Literal["process", "thread"]
 LogFormat = Literal["auto", "json", "console"]
 
 
-class ConfigError(ValueError):
+class ConfigError(ShelfscanError, ValueError):
     """A setting has a value shelfscan cannot use; the message names it."""
 
 
@@ -71,6 +73,7 @@ class Settings:
     settle_s: float
     ignore: tuple[str, ...]  # name globs the walk skips; "default" is discovery.DEFAULT_IGNORE
     covers_compact_hours: float = 24.0  # the daemon's covers compaction; 0: never
+    http: str | None = None  # `serve --http` when the flag is not given, e.g. ":8080"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -122,7 +125,17 @@ class Settings:
             settle_s=_float(env, "SHELFSCAN_SETTLE_SECONDS", 2.0, 0.0, 3600.0),
             covers_compact_hours=_float(env, "SHELFSCAN_COVERS_COMPACT_HOURS", 24.0, 0.0, 8760.0),
             ignore=_patterns(env, "SHELFSCAN_IGNORE", ("default",)),
+            http=_listen(env, "SHELFSCAN_HTTP"),
         )
+
+
+def _listen(env: Mapping[str, str], name: str) -> str | None:
+    raw = env.get(name) or None
+    if raw is not None:
+        _, _, port = raw.rpartition(":")
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"{name} must be HOST:PORT or :PORT, not {raw!r}")
+    return raw
 
 
 def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:

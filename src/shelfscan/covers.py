@@ -161,11 +161,28 @@ class CoverPack:
 
 
 def read_cover(covers_dir: Path, pack: str, offset: int, size: int) -> bytes:
+    """A cover's bytes from its pack (blocking: for worker threads and the bench)."""
+    with open(_pack_path(covers_dir, pack), "rb") as fh:
+        fh.seek(offset)
+        return _whole(fh.read(size), size, pack)
+
+
+async def read_cover_async(covers_dir: Path, pack: str, offset: int, size: int) -> bytes:
+    """`read_cover` for the event loop: the reads run in aiofiles' thread, not on the loop."""
+    import aiofiles  # here, not at the top: parse processes import this module too
+
+    async with aiofiles.open(_pack_path(covers_dir, pack), "rb") as fh:
+        await fh.seek(offset)
+        return _whole(await fh.read(size), size, pack)
+
+
+def _pack_path(covers_dir: Path, pack: str) -> Path:
     if "/" in pack or pack.startswith("."):
         raise ValueError(f"not a pack name: {pack!r}")
-    with open(covers_dir / PACKS / pack, "rb") as fh:
-        fh.seek(offset)
-        data = fh.read(size)
+    return covers_dir / PACKS / pack
+
+
+def _whole(data: bytes, size: int, pack: str) -> bytes:
     if len(data) != size:
         raise ValueError(f"pack {pack} is shorter than the catalogue says")
     return data

@@ -13,7 +13,7 @@ from shelfscan.covers import compaction_loop
 from shelfscan.db.connect import open_pool
 from shelfscan.db.migrate import migrate
 from shelfscan.health import HealthServer, parse_listen
-from shelfscan.jobs.handlers import ScanHandlers, SplitPolicy
+from shelfscan.jobs.handlers import ScanHandlers
 from shelfscan.jobs.queue import JobQueue
 from shelfscan.jobs.worker import Daemon, DaemonOptions
 from shelfscan.watch import LibraryWatcher, WatchOptions
@@ -53,11 +53,9 @@ async def serve(
     async with open_pool(url, max_size=pool_size, application_name="shelfscan-daemon") as pool:
         executor = make_executor(settings)
         try:
-            scanner = scanner_for(pool, settings, executor, settings.workers)
+            scanner = scanner_for(pool, settings, executor)
             queue = JobQueue(pool, owner_id(), settings.lease_s)
-            handlers = ScanHandlers(
-                pool, scanner, queue, SplitPolicy(settings.split_files, settings.part_files)
-            ).table()
+            handlers = ScanHandlers(pool, scanner, queue).table()
             daemon = Daemon(
                 pool,
                 url,

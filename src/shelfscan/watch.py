@@ -15,6 +15,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Literal
 
+import anyio
 import asyncpg
 import structlog
 from watchfiles import awatch
@@ -181,8 +182,9 @@ class LibraryWatcher:
 
 
 async def _sleep_or_stop(stopping: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stopping.wait(), seconds)
+    # anyio's cancel scope: the wait ends at the deadline without a TimeoutError to swallow.
+    with anyio.move_on_after(seconds):
+        await stopping.wait()
 
 
 async def _first_of(a: asyncio.Event, b: asyncio.Event, out: asyncio.Event) -> None:

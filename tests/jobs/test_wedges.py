@@ -16,8 +16,8 @@ import pytest
 
 from shelfscan.catalogue.libraries import ensure_library
 from shelfscan.jobs.contract import ScanFiles, ScanLibrary
-from shelfscan.jobs.handlers import SplitPolicy
 from shelfscan.jobs.queue import Job, JobQueue
+from shelfscan.scan.contract import SplitPolicy
 from tests.daemons import StartFn, until, until_db
 from tests.libraries import small_library
 

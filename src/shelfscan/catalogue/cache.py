@@ -9,8 +9,10 @@ per entity kind rather than one per name.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator, Mapping
 from typing import Generic, TypeVar
+
+from shelfscan.errors import ShelfscanError
 
 K = TypeVar("K", bound=Hashable)
 P = TypeVar("P")
@@ -19,7 +21,7 @@ V = TypeVar("V")
 Loader = Callable[[dict[K, P]], Awaitable[Mapping[K, V]]]
 
 
-class LookupMissing(LookupError):
+class LookupMissing(ShelfscanError, LookupError):
     """The loader returned no value for a key it was asked for."""
 
 
@@ -34,6 +36,13 @@ class SingleFlightCache(Generic[K, P, V]):
 
     def __len__(self) -> int:
         return len(self._futures)
+
+    def __contains__(self, key: object) -> bool:
+        """True when `key` has a value or a look-up in flight: asking for it costs no round trip."""
+        return key in self._futures
+
+    def __iter__(self) -> Iterator[K]:
+        return iter(list(self._futures))
 
     async def get_many(self, wanted: Mapping[K, P] | Iterable[tuple[K, P]]) -> dict[K, V]:
         items = dict(wanted.items() if isinstance(wanted, Mapping) else wanted)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Literal
 
 import asyncpg
@@ -37,6 +37,27 @@ class EntityName:
 
     name: str
     sort_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CacheFigures:
+    """One entity kind's share of the single-flight cache's work during a scan."""
+
+    entries: int = 0  # keys the cache holds
+    lookups: int = 0  # keys asked for
+    hits: int = 0  # keys answered without a new look-up (cached or already in flight)
+    round_trips: int = 0  # upsert statements sent to the database
+
+    def __add__(self, other: CacheFigures) -> CacheFigures:
+        return CacheFigures(
+            self.entries + other.entries,
+            self.lookups + other.lookups,
+            self.hits + other.hits,
+            self.round_trips + other.round_trips,
+        )
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
 
 
 # The SELECT sees rows committed before the statement; the INSERT adds the rest.
@@ -75,15 +96,35 @@ class EntityResolver:
         self._backoff = backoff or Backoff()
         self._cache: SingleFlightCache[EntityKey, EntityName, int] = SingleFlightCache(self._load)
         self._sql = {kind: _upsert_sql(kind) for kind in ENTITY_KINDS}
-        self.round_trips = 0
+        self._lookups: Counter[EntityKind] = Counter()
+        self._hits: Counter[EntityKind] = Counter()
+        self._round_trips: Counter[EntityKind] = Counter()
 
     @property
     def loads(self) -> int:
         return self._cache.loads
 
+    @property
+    def round_trips(self) -> int:
+        return sum(self._round_trips.values())
+
+    def figures(self) -> dict[str, CacheFigures]:
+        """Per kind: entries, look-ups, hits, round trips (a scan's finish event reports them)."""
+        entries = Counter(key.kind for key in self._cache)
+        return {
+            kind: CacheFigures(
+                entries[kind], self._lookups[kind], self._hits[kind], self._round_trips[kind]
+            )
+            for kind in ENTITY_KINDS
+        }
+
     async def resolve(self, wanted: Mapping[EntityKey, EntityName]) -> dict[EntityKey, int]:
         if not wanted:
             return {}
+        for key in wanted:
+            self._lookups[key.kind] += 1
+            if key in self._cache:
+                self._hits[key.kind] += 1
         return await self._cache.get_many(wanted)
 
     async def _load(self, missing: dict[EntityKey, EntityName]) -> dict[EntityKey, int]:
@@ -116,7 +157,7 @@ class EntityResolver:
         ids: dict[str, int] = {}
         for _ in range(5):
             keys = list(pending)
-            self.round_trips += 1
+            self._round_trips[kind] += 1
             rows = await conn.fetch(
                 self._sql[kind],
                 library_id,

@@ -54,10 +54,13 @@ async def load_known_files(pool: asyncpg.Pool, library_id: int) -> dict[tuple[in
     return {(k.root_id, k.path): k for k in map(_known, rows)}
 
 
-async def mark_missing(pool: asyncpg.Pool, library_id: int, file_ids: Sequence[int]) -> int:
-    """Files that vanished are marked, never deleted: a remount must not wipe a library."""
+async def mark_missing(pool: asyncpg.Pool, library_id: int, file_ids: Sequence[int]) -> list[int]:
+    """Files that vanished are marked, never deleted: a remount must not wipe a library.
+
+    Returns the ids of the books that went missing with them (all their files gone).
+    """
     if not file_ids:
-        return 0
+        return []
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(
             """
@@ -66,24 +69,25 @@ async def mark_missing(pool: asyncpg.Pool, library_id: int, file_ids: Sequence[i
             """,
             list(file_ids),
         )
-        result: str = await conn.execute(
+        rows = await conn.fetch(
             """
             UPDATE shelfscan.books b SET status = 'missing', updated_at = now()
             WHERE b.library_id = $1 AND b.status <> 'missing'
               AND b.id IN (SELECT book_id FROM shelfscan.files WHERE id = ANY($2::bigint[]))
               AND NOT EXISTS (SELECT 1 FROM shelfscan.files f
                               WHERE f.book_id = b.id AND f.status <> 'missing')
+            RETURNING b.id
             """,
             library_id,
             list(file_ids),
         )
-    return int(result.split()[-1])
+    return [r["id"] for r in rows]
 
 
-async def mark_restored(pool: asyncpg.Pool, file_ids: Sequence[int]) -> int:
-    """Unchanged files that had been missing come back with their book."""
+async def mark_restored(pool: asyncpg.Pool, file_ids: Sequence[int]) -> list[int]:
+    """Unchanged files that had been missing come back with their book (whose id is returned)."""
     if not file_ids:
-        return 0
+        return []
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(
             """
@@ -93,15 +97,16 @@ async def mark_restored(pool: asyncpg.Pool, file_ids: Sequence[int]) -> int:
             """,
             list(file_ids),
         )
-        result: str = await conn.execute(
+        rows = await conn.fetch(
             """
             UPDATE shelfscan.books SET status = 'ok', updated_at = now()
             WHERE status = 'missing'
               AND id IN (SELECT book_id FROM shelfscan.files WHERE id = ANY($1::bigint[]))
+            RETURNING id
             """,
             list(file_ids),
         )
-    return int(result.split()[-1])
+    return [r["id"] for r in rows]
 
 
 async def record_file_errors(
@@ -170,16 +175,13 @@ class Move:
     device: int
 
 
-async def apply_moves(pool: asyncpg.Pool, moves: Sequence[Move]) -> frozenset[int]:
+async def apply_moves(pool: asyncpg.Pool, moves: Sequence[Move]) -> list[int]:
     """A moved or renamed file keeps its row, its book and every edit; only where it is changes.
 
-    Returns the ids of the moved files' books that hold a field read off the
-    path (`field_sources` value `path`): what the old path said is stale, so
-    the scan re-reads those books from their new place. A book whose fields
-    all came from tags or sidecars costs nothing more than the row update.
+    Returns the ids of books that had gone missing and are back with the move.
     """
     if not moves:
-        return frozenset()
+        return []
     db_paths = [to_db(m.path) for m in moves]
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(
@@ -202,21 +204,12 @@ async def apply_moves(pool: asyncpg.Pool, moves: Sequence[Move]) -> frozenset[in
             [m.size for m in moves],
             [m.mtime_ns for m in moves],
         )
-        book_ids = list({m.book_id for m in moves})
-        await conn.execute(
+        rows = await conn.fetch(
             "UPDATE shelfscan.books SET status = 'ok', updated_at = now() "
-            "WHERE status = 'missing' AND id = ANY($1::bigint[])",
-            book_ids,
+            "WHERE status = 'missing' AND id = ANY($1::bigint[]) RETURNING id",
+            list({m.book_id for m in moves}),
         )
-        stale = await conn.fetch(
-            """
-            SELECT b.id FROM shelfscan.books b
-            WHERE b.id = ANY($1::bigint[])
-              AND EXISTS (SELECT 1 FROM jsonb_each_text(b.field_sources) s WHERE s.value = 'path')
-            """,
-            book_ids,
-        )
-    return frozenset(r["id"] for r in stale)
+    return [r["id"] for r in rows]
 
 
 async def purge_missing(
@@ -289,3 +282,23 @@ async def save_sidecars(
         await pool.execute(
             "DELETE FROM shelfscan.sidecars WHERE id = ANY($1::bigint[])", list(gone)
         )
+
+
+async def books_with_path_fields(pool: asyncpg.Pool, book_ids: Sequence[int]) -> frozenset[int]:
+    """Of `book_ids`, the books holding a field read off the path (`field_sources` value `path`).
+
+    When such a book's file moves, what the old path said is stale, so the scan
+    re-reads it from its new place; a book whose fields all came from tags or
+    sidecars costs nothing more than the row update. Reads only: planning stays pure.
+    """
+    if not book_ids:
+        return frozenset()
+    rows = await pool.fetch(
+        """
+        SELECT b.id FROM shelfscan.books b
+        WHERE b.id = ANY($1::bigint[])
+          AND EXISTS (SELECT 1 FROM jsonb_each_text(b.field_sources) s WHERE s.value = 'path')
+        """,
+        list(book_ids),
+    )
+    return frozenset(r["id"] for r in rows)

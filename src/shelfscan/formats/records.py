@@ -14,6 +14,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, TypeVar
 
+from shelfscan.errors import ShelfscanError
+
 T = TypeVar("T")
 
 
@@ -36,7 +38,7 @@ def pickled_by_fields(cls: type[T]) -> type[T]:
     return cls
 
 
-class ParseError(Exception):
+class ParseError(ShelfscanError):
     """A file could not be read as its format; the message is one line for the user."""
 
 

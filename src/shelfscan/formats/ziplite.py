@@ -14,6 +14,8 @@ from __future__ import annotations
 import struct
 from typing import BinaryIO, NamedTuple
 
+from shelfscan.errors import ShelfscanError
+
 # zlib-ng inflates a ~50 KB cover 16% faster than zlib here and computes CRC-32 ten times
 # faster; it is a drop-in module, and plain zlib remains the fallback.
 try:
@@ -30,11 +32,11 @@ _MAX_COMMENT = 65535
 _MAX_DIRECTORY = 16 * 1024 * 1024
 
 
-class Unsupported(Exception):
+class Unsupported(ShelfscanError):
     """A valid zip this reader leaves to `zipfile`."""
 
 
-class BadZip(Exception):
+class BadZip(ShelfscanError):
     """Not a zip, or a damaged one; the message is one line."""
 
 

@@ -1,17 +1,24 @@
-"""What each job kind does. A handler gets a `JobContext` and returns the job's result."""
+"""What each job kind does: turn the job's typed payload into a `ScanRequest` and run it.
+
+A handler gets a `JobContext` (the daemon decoded its payload) and returns the job's
+result. Every scan job — a whole library, a watcher's folders, a part of a split
+scan — goes through the one entry point, `Scanner.run`, with a `JobReporter` (job
+rows, change feed) and a `JobDispatch` (parts and follow-ups as jobs).
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 import asyncpg
 
-from shelfscan.catalogue.libraries import Library, Root
+from shelfscan.catalogue.libraries import library_by_id
+from shelfscan.errors import one_line
 from shelfscan.jobs.contract import (
     JobFailed,
     JobStatus,
@@ -24,11 +31,21 @@ from shelfscan.jobs.contract import (
 )
 from shelfscan.jobs.events import JobEvents
 from shelfscan.jobs.queue import Job, JobQueue, PartRow
-from shelfscan.scan.grouping import Unit, book_folder
-from shelfscan.scan.pipeline import ScanCancelled, Scanner, ScanSummary, Tally
+from shelfscan.jobs.reporter import JobReporter
+from shelfscan.scan.contract import (
+    ScanCancelled,
+    ScanRequest,
+    ScanResult,
+    ScanScope,
+)
+from shelfscan.scan.engine import Scanner
+from shelfscan.scan.grouping import book_folder
 from shelfscan.scan.progress import Progress
 
-__all__ = ["Handler", "JobContext", "JobFailed", "ScanHandlers", "SplitPolicy", "split_units"]
+__all__ = ["Handler", "JobContext", "JobDispatch", "JobFailed", "ScanHandlers"]
+
+# What a part counts in its own metrics; its parent must not count it again.
+_COUNTED = ("books_added", "books_updated", "files_failed")
 
 
 @dataclass(slots=True)
@@ -39,7 +56,7 @@ class JobContext:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     cancel_requested: bool = False
     lost: bool = False  # the lease was taken over by another daemon
-    waiting: bool = False  # parked until its parts finish: it does not hold a worker slot
+    waiting: bool = False  # parked until its parts finish: it does not hold a daemon slot
     payload: Payload | None = None  # decoded by the daemon before the handler runs
     # What its parts did (they count it in their own metrics; the parent must not again).
     from_parts: dict[str, int] = field(default_factory=dict)
@@ -48,57 +65,11 @@ class JobContext:
 Handler = Callable[[JobContext], Awaitable[dict[str, Any]]]
 
 
-@dataclass(frozen=True, slots=True)
-class SplitPolicy:
-    """A scan with more files to read than `threshold` is cut into parts of ~`part_files`."""
-
-    threshold: int = 5000
-    part_files: int = 2000
-
-
-async def library_by_id(pool: asyncpg.Pool, library_id: int | None) -> Library | None:
-    if library_id is None:
-        return None
-    rows = await pool.fetch(
-        """
-        SELECT l.id, l.name, p.id AS root_id, p.path FROM shelfscan.libraries l
-        LEFT JOIN shelfscan.library_paths p ON p.library_id = l.id WHERE l.id = $1 ORDER BY p.id
-        """,
-        library_id,
-    )
-    if not rows:
-        return None
-    from pathlib import Path
-
-    roots = tuple(Root(r["root_id"], Path(r["path"])) for r in rows if r["root_id"] is not None)
-    return Library(rows[0]["id"], rows[0]["name"], roots)
-
-
-def split_units(units: list[Unit], part_files: int) -> list[list[Unit]]:
-    """Runs of whole units in path order, each on one root, of about `part_files` files."""
-    ordered = sorted(units, key=lambda u: (u.root_id, u.folder))
-    parts: list[list[Unit]] = []
-    current: list[Unit] = []
-    size = 0
-    for unit in ordered:
-        if current and (size + unit.size > part_files or unit.root_id != current[0].root_id):
-            parts.append(current)
-            current, size = [], 0
-        current.append(unit)
-        size += unit.size
-    if current:
-        parts.append(current)
-    return parts
-
-
 class ScanHandlers:
-    def __init__(
-        self, pool: asyncpg.Pool, scanner: Scanner, queue: JobQueue, split: SplitPolicy
-    ) -> None:
+    def __init__(self, pool: asyncpg.Pool, scanner: Scanner, queue: JobQueue) -> None:
         self.pool = pool
         self.scanner = scanner
         self.queue = queue
-        self.split = split
 
     def table(self) -> dict[str, Handler]:
         return {"scan_library": self.scan_library, "scan_path": self.scan_path}
@@ -113,32 +84,13 @@ class ScanHandlers:
             raise JobFailed(f"library {library.name} has no folders")
         # Parts of an earlier attempt of this job (its daemon died) must end before we plan
         # again; what they wrote is this job's work too.
-        earlier = await self._wait_for_parts(ctx, None)
-        planned = await self.scanner.plan(library, ctx.events, ctx.progress)
-        if sum(u.size for u in planned.units) > self.split.threshold:
-            tally = await self._run_in_parts(ctx, library, planned.units)
-        else:
-            tally = await self.scanner.process(
-                library.id, planned.units, planned.roots, ctx.events, ctx.progress, ctx.stop
-            )
-        for part in earlier:
-            if part.state == JobStatus.SUCCEEDED:
-                _count_part(ctx, tally, part)
-        summary = await self.scanner.finish(library, planned, tally, ctx.events, ctx.progress)
-        await self._follow_up(library.id, summary)
-        return summary.as_dict()
-
-    async def _follow_up(self, library_id: int, summary: ScanSummary) -> None:
-        """Files still being written when we looked get a targeted scan once they settle."""
-        by_root: dict[int, list[str]] = {}
-        for root_id, folder in summary.deferred_folders:
-            by_root.setdefault(root_id, []).append(folder)
-        for root_id, folders in by_root.items():
-            await self.queue.enqueue(
-                ScanFolders(library_id, root_id, tuple(folders)),
-                priority=2,
-                delay_s=self.scanner.options.settle_s + 1.0,
-            )
+        earlier = [
+            _part_result(ctx, part)
+            for part in await self.wait_for_parts(ctx, None)
+            if part.state == JobStatus.SUCCEEDED
+        ]
+        result = await self._run(ctx, ScanRequest.whole(library))
+        return result.absorb(earlier).as_dict()
 
     async def scan_path(self, ctx: JobContext) -> dict[str, Any]:
         payload = _payload(ctx)
@@ -147,59 +99,20 @@ class ScanHandlers:
         root = check_library(payload, library)
         assert library is not None and root is not None
         if isinstance(payload, ScanFolders):
-            # A watcher's targeted scan: the folders around what changed.
+            # A watcher's targeted scan (or a follow-up): the folders around what changed.
             folders = await asyncio.to_thread(_folders_of, str(root.path), list(payload.paths))
-            summary = await self.scanner.scan_folders(
-                library, root.id, folders, ctx.events, ctx.progress, ctx.stop
-            )
-            await self._follow_up(library.id, summary)
-            return summary.as_dict()
-        tally = await self.scanner.scan_files(
-            library.id,
-            root.id,
-            str(root.path),
-            list(payload.files),
-            list(payload.sidecars),
-            ctx.events,
-            ctx.progress,
-            ctx.stop,
-        )
-        return {
-            "books_added": tally.added,
-            "books_updated": tally.updated,
-            "files_failed": tally.failed,
-            "files_deferred": tally.deferred,
-            "files": len(payload.files),
-        }
+            request = ScanRequest.folders(library, root.id, folders)
+        else:
+            request = ScanRequest.files(library, root.id, payload.files, payload.sidecars)
+        return (await self._run(ctx, request)).as_dict()
 
-    async def _run_in_parts(self, ctx: JobContext, library: Library, units: list[Unit]) -> Tally:
-        parts = [
-            ScanFiles(
-                library.id,
-                part[0].root_id,
-                tuple(d.path for u in part for d, _ in u.files),
-                tuple(s.path for u in part for s in u.sidecars),
-            )
-            for part in split_units(units, self.split.part_files)
-        ]
-        ids = await self.queue.enqueue_parts(ctx.job.id, parts)
-        total = sum(u.size for u in units)
-        ctx.events.info("scan_split", parts=len(ids), files=total)
-        ctx.progress.enter("parts", total)
-        rows = await self._wait_for_parts(ctx, set(ids))
-        failed = [r for r in rows if r.state != JobStatus.SUCCEEDED]
-        if failed:
-            first = failed[0]
-            raise RuntimeError(
-                f"{len(failed)} of {len(rows)} parts did not succeed "
-                f"(first: job {first.id} {first.state}: {first.last_error})"
-            )
-        tally = Tally()
-        for row in rows:
-            _count_part(ctx, tally, row)
-        return tally
+    async def _run(self, ctx: JobContext, request: ScanRequest) -> ScanResult:
+        async with JobReporter(
+            self.pool, ctx.job.id, ctx.events, ctx.progress, ctx.stop
+        ) as reporter:
+            return await self.scanner.run(request, reporter, JobDispatch(self, ctx))
 
-    async def _wait_for_parts(self, ctx: JobContext, ids: set[int] | None) -> list[PartRow]:
+    async def wait_for_parts(self, ctx: JobContext, ids: set[int] | None) -> list[PartRow]:
         """Wait until the parts (`ids`, or all of this job's) have ended; progress counts them."""
         ctx.waiting = True
         try:
@@ -209,7 +122,7 @@ class ScanHandlers:
                     ctx.progress.done = min(
                         ctx.progress.total,
                         sum(
-                            int((r.result or {}).get("files", 0))
+                            ScanResult.from_dict(r.result or {}).files_read
                             if r.state == JobStatus.SUCCEEDED
                             else r.done
                             for r in rows
@@ -219,10 +132,52 @@ class ScanHandlers:
                     return rows
                 if ctx.stop.is_set():
                     raise ScanCancelled("stopped while waiting for its parts")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(ctx.stop.wait(), 1.0)
+                # Look again in a second, or at once when asked to stop.
+                with anyio.move_on_after(1.0):
+                    await ctx.stop.wait()
         finally:
             ctx.waiting = False
+
+
+class JobDispatch:
+    """`ScanDispatch` through the jobs table: parts are `scan_path` jobs other daemons share."""
+
+    def __init__(self, handlers: ScanHandlers, ctx: JobContext) -> None:
+        self._handlers = handlers
+        self._ctx = ctx
+
+    async def run_parts(self, parts: Sequence[ScanRequest]) -> list[ScanResult]:
+        queue, ctx = self._handlers.queue, self._ctx
+        payloads = [p for p in map(_request_payload, parts) if isinstance(p, ScanFiles)]
+        ids = await queue.enqueue_parts(ctx.job.id, payloads)
+        rows = await self._handlers.wait_for_parts(ctx, set(ids))
+        failed = [r for r in rows if r.state != JobStatus.SUCCEEDED]
+        if failed:
+            first = failed[0]
+            raise RuntimeError(
+                f"{len(failed)} of {len(rows)} parts did not succeed "
+                f"(first: job {first.id} {first.state}: {one_line(first.last_error or '')})"
+            )
+        return [_part_result(ctx, row) for row in rows]
+
+    async def follow_up(self, request: ScanRequest, delay_s: float) -> None:
+        await self._handlers.queue.enqueue(_request_payload(request), priority=2, delay_s=delay_s)
+
+
+def _part_result(ctx: JobContext, part: PartRow) -> ScanResult:
+    """A finished part's result; its counts are noted so the parent's metrics skip them."""
+    result = ScanResult.from_dict(part.result or {})
+    for key in _COUNTED:
+        ctx.from_parts[key] = ctx.from_parts.get(key, 0) + int(getattr(result, key))
+    return result
+
+
+def _request_payload(request: ScanRequest) -> ScanFolders | ScanFiles:
+    """A targeted request as the typed `scan_path` payload (the inverse of `scan_path`)."""
+    assert request.root_id is not None
+    if request.scope is ScanScope.FOLDERS:
+        return ScanFolders(request.library.id, request.root_id, request.paths)
+    return ScanFiles(request.library.id, request.root_id, request.paths, request.sidecars)
 
 
 def _payload(ctx: JobContext) -> Payload:
@@ -230,13 +185,6 @@ def _payload(ctx: JobContext) -> Payload:
     if ctx.payload is None:
         ctx.payload = decode(ctx.job.kind, ctx.job.payload)
     return ctx.payload
-
-
-def _count_part(ctx: JobContext, tally: Tally, part: PartRow) -> None:
-    result = part.result or {}
-    tally.add(result)
-    for key in ("books_added", "books_updated", "files_failed"):
-        ctx.from_parts[key] = ctx.from_parts.get(key, 0) + int(result.get(key, 0))
 
 
 def _folders_of(root: str, paths: list[str]) -> list[str]:

@@ -28,7 +28,7 @@ from shelfscan.jobs.handlers import Handler, JobContext
 from shelfscan.jobs.listener import Listener
 from shelfscan.jobs.loops import LoopState, forever
 from shelfscan.jobs.queue import Job, JobQueue, backoff_seconds
-from shelfscan.scan.pipeline import ScanCancelled
+from shelfscan.scan.contract import ScanCancelled
 from shelfscan.scan.progress import Progress, publish_progress
 
 T = TypeVar("T")

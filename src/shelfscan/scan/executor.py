@@ -22,11 +22,12 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from shelfscan.config import ExecutorKind
+from shelfscan.errors import ShelfscanError
 from shelfscan.scan import lifeline
 from shelfscan.scan.parse import ParseOutcome, UnitOutcome, UnitTask, parse_units
 
 
-class ParseTimeout(Exception):
+class ParseTimeout(ShelfscanError):
     """A hand-off to the parse pool did not come back in time."""
 
 

@@ -23,8 +23,6 @@ from shelfscan.formats.records import (
 )
 from shelfscan.scan.parse import SidecarData
 
-SOURCES = ("manual", "sidecar", "embedded", "path")
-
 
 @dataclass(frozen=True, slots=True)
 class MergedBook:

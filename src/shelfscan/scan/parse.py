@@ -164,7 +164,7 @@ def read_sidecars(paths: tuple[str, ...], pack: CoverPack) -> SidecarData:
         except FileNotFoundError:
             continue
         except (ParseError, OSError, ValueError) as exc:
-            problems.append((path, one_line(str(exc)) or type(exc).__name__))
+            problems.append((path, one_line(exc)))
     return SidecarData(problems=tuple(problems), **found)  # type: ignore[arg-type]
 
 
@@ -179,16 +179,21 @@ def _has_cover_sidecar(unit: UnitTask) -> bool:
 def _sidecar_rank(path: str) -> tuple[int, str]:
     """cover.* before folder.*; jpg before png before webp, as users expect."""
     name = os.path.basename(path).lower()
-    order = (
-        "cover.jpg",
-        "cover.jpeg",
-        "cover.png",
-        "cover.webp",
-        "folder.jpg",
-        "folder.jpeg",
-        "folder.png",
+    return (_COVER_ORDER.index(name) if name in _COVER_ORDER else len(_COVER_ORDER), name)
+
+
+def _cover_rank(name: str) -> tuple[int, int]:
+    stem, _, ext = name.partition(".")
+    return (("cover", "folder").index(stem), ("jpg", "jpeg", "png", "webp").index(ext))
+
+
+# The cover names among the sidecars (formats/sidecars.py lists every name once), in the
+# order a folder's cover is chosen.
+_COVER_ORDER = tuple(
+    sorted(
+        (n for n in sidecars.SIDECAR_NAMES if n.startswith(("cover.", "folder."))), key=_cover_rank
     )
-    return (order.index(name) if name in order else len(order), name)
+)
 
 
 def _read_capped(path: str, cap: int) -> bytes:
@@ -292,7 +297,7 @@ def _read_fingerprint(path: str) -> tuple[str, bytes, bytes | None]:
 
 
 def _failed(task: ParseTask, reason: str, started: float) -> ParseOutcome:
-    reason = one_line(reason) or "unreadable file"
+    reason = one_line(reason, limit=500) or "unreadable file"
     try:
         after = os.stat(task.path)
     except FileNotFoundError:

@@ -1,4 +1,4 @@
-"""Progress: counters the workers bump, published to a sink (the job row) and a terminal bar.
+"""Progress: counters the scan workers bump, published to a sink (the job row) and a terminal bar.
 
 scan/ does not know about jobs: the job layer implements `ProgressSink`
 (`jobs.events.JobProgress`) and passes it in.

@@ -13,7 +13,10 @@ import random
 import struct
 from functools import lru_cache
 
-from PIL import Image, ImageDraw
+try:
+    from PIL import Image, ImageDraw
+except ImportError as exc:  # the scanner never needs Pillow; only these generators do
+    raise ImportError("shelfscan.testing needs Pillow: pip install 'shelfscan[testing]'") from exc
 
 POOL_SIZE = 16
 """Distinct base images per (size, target) pair; covers with seeds in one bucket share pixels."""
