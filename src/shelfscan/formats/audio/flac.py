@@ -14,7 +14,7 @@ from mutagen.flac import FLAC
 
 from shelfscan.formats.audio.cue import cue_sidecar_text, parse_cue_text
 from shelfscan.formats.audio.id3 import id3v2_extent
-from shelfscan.formats.audio.tags import MAX_TAG_BYTES, Stream, Tags, positive_float, positive_int
+from shelfscan.formats.audio.tags import MAX_TAG_BYTES, Stream, Tags, mutagen_stream
 from shelfscan.formats.audio.vorbis import check_comment_count, read_vorbis_comments
 from shelfscan.formats.records import ParseError
 
@@ -32,13 +32,7 @@ def read_flac(fh: BinaryIO, size: int, head: bytes, tags: Tags, path: str) -> St
     info = flac.info
     if not tags.chapters:
         _cue_chapters(tags, path)
-    return Stream(
-        duration=positive_float(info.length),
-        codec="flac",
-        bitrate=positive_int(getattr(info, "bitrate", None)),
-        sample_rate=positive_int(info.sample_rate),
-        channels=positive_int(info.channels),
-    )
+    return mutagen_stream(info, "flac")
 
 
 def _cue_chapters(tags: Tags, path: str) -> None:

@@ -28,9 +28,8 @@ from shelfscan.formats.audio.tags import (
     Stream,
     Tags,
     chapter_title,
+    mutagen_stream,
     name_key,
-    positive_float,
-    positive_int,
 )
 from shelfscan.formats.records import Chapter, ParseError
 from shelfscan.formats.text import clean
@@ -139,13 +138,7 @@ def read_mp3(fh: BinaryIO, size: int, head: bytes, tags: Tags) -> Stream:
             _read_id3v1(tail, tags)
     info = MPEGInfo(fh, offset)
     layer = int(getattr(info, "layer", 3) or 3)
-    return Stream(
-        duration=positive_float(info.length),
-        codec=f"mp{layer}",
-        bitrate=positive_int(info.bitrate),
-        sample_rate=positive_int(info.sample_rate),
-        channels=positive_int(info.channels),
-    )
+    return mutagen_stream(info, f"mp{layer}")
 
 
 def _read_id3v1(tail: bytes, tags: Tags) -> None:

@@ -26,9 +26,8 @@ from shelfscan.formats.audio.tags import (
     Stream,
     Tags,
     chapter_title,
+    mutagen_stream,
     name_key,
-    positive_float,
-    positive_int,
 )
 from shelfscan.formats.records import Chapter, ParseError
 
@@ -141,13 +140,7 @@ def read_mp4(fh: BinaryIO, size: int, tags: Tags) -> Stream:
         codec = "aac"
     elif codec in ("mp4a.69", "mp4a.6b", "mp4a.6B"):
         codec = "mp3"
-    return Stream(
-        duration=positive_float(info.length),
-        codec=codec.lower() or None,
-        bitrate=positive_int(info.bitrate),
-        sample_rate=positive_int(info.sample_rate),
-        channels=positive_int(info.channels),
-    )
+    return mutagen_stream(info, codec.lower() or None)
 
 
 def _load_moov(fh: BinaryIO, size: int) -> _Moov | None:

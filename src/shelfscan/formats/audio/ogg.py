@@ -9,7 +9,7 @@ from mutagen.oggflac import OggFLAC
 from mutagen.oggopus import OggOpus
 from mutagen.oggvorbis import OggVorbis
 
-from shelfscan.formats.audio.tags import MAX_TAG_BYTES, Stream, Tags, positive_float, positive_int
+from shelfscan.formats.audio.tags import MAX_TAG_BYTES, Stream, Tags, mutagen_stream
 from shelfscan.formats.audio.vorbis import check_comment_count, read_vorbis_comments
 from shelfscan.formats.records import ParseError
 
@@ -34,13 +34,7 @@ def read_ogg(fh: BinaryIO, size: int, tags: Tags) -> Stream:
         read_vorbis_comments(ogg.tags, tags)
     info = ogg.info
     sample_rate = getattr(info, "sample_rate", None) or (48000 if codec == "opus" else None)
-    return Stream(
-        duration=positive_float(info.length),
-        codec=codec,
-        bitrate=positive_int(getattr(info, "bitrate", None)),
-        sample_rate=positive_int(sample_rate),
-        channels=positive_int(getattr(info, "channels", None)),
-    )
+    return mutagen_stream(info, codec, sample_rate)
 
 
 def _check_ogg(fh: BinaryIO, size: int) -> bytes:

@@ -152,3 +152,19 @@ def positive_int(value: Any) -> int | None:
     except (TypeError, ValueError, OverflowError):
         return None
     return number if number > 0 else None
+
+
+def mutagen_stream(info: Any, codec: str | None, sample_rate: Any = None) -> Stream:
+    """Stream facts from any mutagen `info` object, each kept only when positive.
+
+    Every audio reader ends the same way: mutagen's stream info, whose fields
+    some formats lack or report as 0, becomes a Stream with the unknowns as None.
+    `sample_rate` overrides the info's own where a format implies one (Opus).
+    """
+    return Stream(
+        duration=positive_float(getattr(info, "length", None)),
+        codec=codec,
+        bitrate=positive_int(getattr(info, "bitrate", None)),
+        sample_rate=positive_int(sample_rate or getattr(info, "sample_rate", None)),
+        channels=positive_int(getattr(info, "channels", None)),
+    )
