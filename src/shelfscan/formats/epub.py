@@ -38,7 +38,7 @@ from shelfscan.formats.records import (
     SeriesEntry,
 )
 from shelfscan.formats.text import clean, normalise_date, series_number, strip_html
-from shelfscan.formats.xmlsafe import UnsafeXMLError, parse_xml
+from shelfscan.formats.xmlsafe import UnsafeXMLError, first_child, local_name, parse_xml
 
 __all__ = ["MAX_CHAPTERS", "MAX_COVER_BYTES", "MAX_XML_BYTES", "metadata_from_opf", "parse_epub"]
 
@@ -214,7 +214,9 @@ def metadata_from_opf(package_xml: bytes, *, fmt: str = "opf") -> Metadata:
     if len(package_xml) > MAX_XML_BYTES:
         raise ParseError(f"OPF is too large ({len(package_xml)} bytes, limit {MAX_XML_BYTES})")
     package = parse_xml(package_xml)
-    metadata = package if _local(package.tag) == "metadata" else _child(package, "metadata")
+    metadata = (
+        package if local_name(package.tag) == "metadata" else first_child(package, "metadata")
+    )
     if metadata is None:
         metadata = next(package.iter("{*}metadata", "metadata"), None)
     if metadata is None:
@@ -222,7 +224,10 @@ def metadata_from_opf(package_xml: bytes, *, fmt: str = "opf") -> Metadata:
     fields = _read_metadata(metadata)
     extra: dict[str, str] = {}
     for el in metadata:
-        if _local(el.tag) == "meta" and (el.get("name") or "").strip().lower() == "calibre:rating":
+        if (
+            local_name(el.tag) == "meta"
+            and (el.get("name") or "").strip().lower() == "calibre:rating"
+        ):
             rating = clean(el.get("content"))
             if rating:
                 extra["rating"] = rating
@@ -304,12 +309,6 @@ def _resolve(base_dir: str, href: str | None) -> tuple[str, str] | None:
     return normal, fragment
 
 
-def _local(tag: object) -> str:
-    if not isinstance(tag, str):
-        return ""
-    return tag.rpartition("}")[2]
-
-
 def _text(el: etree._Element) -> str:
     """Element text including children; unresolved HTML entities become their characters."""
     if len(el) == 0:
@@ -337,13 +336,6 @@ def _small_int(value: str) -> int | None:
     return int(text)
 
 
-def _child(parent: etree._Element, local: str) -> etree._Element | None:
-    for el in parent:
-        if _local(el.tag) == local:
-            return el
-    return None
-
-
 def _parse(arc: _Archive, fmt: str, with_chapters: bool) -> Metadata:
     container = arc.find("META-INF/container.xml")
     if container is None:
@@ -355,11 +347,11 @@ def _parse(arc: _Archive, fmt: str, with_chapters: bool) -> Metadata:
     package = parse_xml(arc.read(opf_info, MAX_XML_BYTES, "package document"))
     opf_dir = posixpath.dirname(opf_path)
 
-    metadata = _child(package, "metadata")
+    metadata = first_child(package, "metadata")
     if metadata is None:
         metadata = next(package.iter("{*}metadata", "metadata"), None)
-    manifest = _child(package, "manifest")
-    spine = _child(package, "spine")
+    manifest = first_child(package, "manifest")
+    spine = first_child(package, "spine")
     items = _manifest_items(manifest)
 
     fields = _read_metadata(metadata) if metadata is not None else _MetaFields()
@@ -401,7 +393,7 @@ def _manifest_items(manifest: etree._Element | None) -> list[_Item]:
     if manifest is None:
         return items
     for el in manifest:
-        if _local(el.tag) != "item":
+        if local_name(el.tag) != "item":
             continue
         href = (el.get("href") or "").strip()
         if not href:
@@ -850,14 +842,14 @@ def _from_nav(arc: _Archive, href: str, opf_dir: str) -> tuple[Chapter, ...]:
 
 def _walk_nav(ol: etree._Element, level: int, base_dir: str, out: list[Chapter]) -> None:
     for li in ol:
-        if _local(li.tag) != "li":
+        if local_name(li.tag) != "li":
             continue
         if len(out) >= MAX_CHAPTERS:
             return
         label: etree._Element | None = None
         sub: etree._Element | None = None
         for child in li:
-            local = _local(child.tag)
+            local = local_name(child.tag)
             if local in ("a", "span") and label is None:
                 label = child
             elif local == "ol" and sub is None:
@@ -885,16 +877,16 @@ def _from_ncx(arc: _Archive, href: str, opf_dir: str) -> tuple[Chapter, ...]:
 
 def _walk_ncx(parent: etree._Element, level: int, base_dir: str, out: list[Chapter]) -> None:
     for point in parent:
-        if _local(point.tag) != "navPoint":
+        if local_name(point.tag) != "navPoint":
             continue
         if len(out) >= MAX_CHAPTERS:
             return
         title = ""
         src: str | None = None
         for child in point:
-            local = _local(child.tag)
+            local = local_name(child.tag)
             if local == "navLabel" and not title:
-                text_el = _child(child, "text")
+                text_el = first_child(child, "text")
                 title = clean(_text(text_el if text_el is not None else child)) or ""
             elif local == "content" and src is None:
                 src = child.get("src")

@@ -31,7 +31,7 @@ from shelfscan.formats.records import (
     SeriesEntry,
 )
 from shelfscan.formats.text import clean, normalise_date, series_number
-from shelfscan.formats.xmlsafe import UnsafeXMLError, parse_xml
+from shelfscan.formats.xmlsafe import UnsafeXMLError, first_child, local_name, parse_xml
 
 __all__ = ["MAX_COVER_BYTES", "MAX_FB2_BYTES", "parse_fb2"]
 
@@ -108,23 +108,10 @@ def _from_zip(name: str) -> tuple[bytes, bool]:
     return data[:MAX_FB2_BYTES], len(data) > MAX_FB2_BYTES
 
 
-def _local(tag: object) -> str:
-    return tag.rpartition("}")[2] if isinstance(tag, str) else ""
-
-
-def _child(parent: etree._Element | None, local: str) -> etree._Element | None:
-    if parent is None:
-        return None
-    for el in parent:
-        if _local(el.tag) == local:
-            return el
-    return None
-
-
 def _children(parent: etree._Element | None, local: str) -> list[etree._Element]:
     if parent is None:
         return []
-    return [el for el in parent if _local(el.tag) == local]
+    return [el for el in parent if local_name(el.tag) == local]
 
 
 def _text(el: etree._Element | None) -> str | None:
@@ -177,12 +164,12 @@ def _parse(data: bytes, truncated: bool) -> Metadata:
     if not data.strip():
         raise ParseError("not a readable FB2: empty file")
     root, complete = _load(data, truncated)
-    if _local(root.tag) != "FictionBook":
-        raise ParseError(f"not an FB2 document: root element <{_local(root.tag)}>")
-    description = _child(root, "description")
-    title_info = _child(description, "title-info")
-    publish_info = _child(description, "publish-info")
-    document_info = _child(description, "document-info")
+    if local_name(root.tag) != "FictionBook":
+        raise ParseError(f"not an FB2 document: root element <{local_name(root.tag)}>")
+    description = first_child(root, "description")
+    title_info = first_child(description, "title-info")
+    publish_info = first_child(description, "publish-info")
+    document_info = first_child(description, "document-info")
     if title_info is None:
         raise ParseError("FB2 has no <description>/<title-info>")
 
@@ -197,42 +184,42 @@ def _parse(data: bytes, truncated: bool) -> Metadata:
         if (person := _person(el, "translator")) is not None
     ]
     genres = tuple(dict.fromkeys(g for g in map(_text, _children(title_info, "genre")) if g))
-    keywords = _text(_child(title_info, "keywords")) or ""
+    keywords = _text(first_child(title_info, "keywords")) or ""
     tags = tuple(dict.fromkeys(t for t in (clean(k) for k in keywords.split(",")) if t))
 
-    date_el = _child(title_info, "date")
+    date_el = first_child(title_info, "date")
     release_date = None
     if date_el is not None:
         release_date = normalise_date(date_el.get("value")) or normalise_date(_text(date_el))
-    publish_year = normalise_date(_text(_child(publish_info, "year")))
+    publish_year = normalise_date(_text(first_child(publish_info, "year")))
     release_date = release_date or publish_year
 
     identifiers: list[Identifier] = []
-    isbn = _text(_child(publish_info, "isbn"))
+    isbn = _text(first_child(publish_info, "isbn"))
     if isbn:
         identifiers.extend(classify_identifier(isbn, "isbn"))
 
     extra: dict[str, str] = {}
-    doc_id = _text(_child(document_info, "id"))
+    doc_id = _text(first_child(document_info, "id"))
     if doc_id:
         extra["fb2_id"] = doc_id
     if publish_year:
         extra["publish_year"] = publish_year
-    src_lang = _text(_child(title_info, "src-lang"))
+    src_lang = _text(first_child(title_info, "src-lang"))
     if src_lang:
         extra["original_language"] = src_lang
 
     return Metadata(
         format="fb2",
-        title=_text(_child(title_info, "book-title")),
+        title=_text(first_child(title_info, "book-title")),
         contributors=tuple(contributors),
         series=_series(title_info),
         genres=genres,
         tags=tags,
-        description=_annotation(_child(title_info, "annotation")),
-        publisher=_text(_child(publish_info, "publisher")),
+        description=_annotation(first_child(title_info, "annotation")),
+        publisher=_text(first_child(publish_info, "publisher")),
         release_date=release_date,
-        language=_text(_child(title_info, "lang")),
+        language=_text(first_child(title_info, "lang")),
         identifiers=tuple(dict.fromkeys(identifiers)),
         cover=_cover(root, data, title_info, complete),
         extra=extra,
@@ -241,13 +228,13 @@ def _parse(data: bytes, truncated: bool) -> Metadata:
 
 def _person(el: etree._Element, role: str) -> Contributor | None:
     """ "First Middle Last" for display, "Last, First Middle" for sorting; else the nickname."""
-    first = _text(_child(el, "first-name"))
-    middle = _text(_child(el, "middle-name"))
-    last = _text(_child(el, "last-name"))
+    first = _text(first_child(el, "first-name"))
+    middle = _text(first_child(el, "middle-name"))
+    last = _text(first_child(el, "last-name"))
     given = " ".join(p for p in (first, middle) if p)
     name = " ".join(p for p in (given, last) if p)
     if not name:
-        nickname = _text(_child(el, "nickname"))
+        nickname = _text(first_child(el, "nickname"))
         return Contributor(name=nickname, role=role) if nickname else None
     sort_name = (f"{last}, {given}" if given else last) if last else None
     return Contributor(name=name, role=role, sort_name=sort_name)
@@ -282,12 +269,12 @@ def _cover(
     root: etree._Element, data: bytes, title_info: etree._Element, complete: bool
 ) -> CoverImage | None:
     """The coverpage image's <binary>: from the tree, or found by id in the raw bytes."""
-    coverpage = _child(title_info, "coverpage")
+    coverpage = first_child(title_info, "coverpage")
     if coverpage is None:
         return None
     href = None
     for image in coverpage.iter("{*}image", "image"):
-        href = next((v for k, v in image.attrib.items() if _local(k) == "href"), None)
+        href = next((v for k, v in image.attrib.items() if local_name(k) == "href"), None)
         if href:
             break
     if not href or not href.startswith("#") or len(href) < 2:

@@ -10,7 +10,7 @@ from lxml import etree
 
 from shelfscan.formats.records import ParseError
 
-__all__ = ["MAX_DEPTH", "UnsafeXMLError", "parse_xml"]
+__all__ = ["MAX_DEPTH", "UnsafeXMLError", "first_child", "local_name", "parse_xml"]
 
 MAX_DEPTH = 256
 """libxml2 refuses deeper documents unless huge_tree is set; tests pin that behaviour."""
@@ -62,3 +62,22 @@ def parse_xml(data: bytes) -> etree._Element:
         # billion-laughs and XXE attacks start, so refuse instead of guessing.
         raise UnsafeXMLError("unsafe XML refused: the document declares entities")
     return root
+
+
+def local_name(tag: object) -> str:
+    """An element's tag without its namespace; "" for comments and other non-elements.
+
+    Ebook writers disagree on namespaces (or omit them), so readers match on the
+    local name alone.
+    """
+    return tag.rpartition("}")[2] if isinstance(tag, str) else ""
+
+
+def first_child(parent: etree._Element | None, local: str) -> etree._Element | None:
+    """The first direct child whose local name is `local`, in any namespace (None if absent)."""
+    if parent is None:
+        return None
+    for el in parent:
+        if local_name(el.tag) == local:
+            return el
+    return None
