@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import platformdirs
 
@@ -138,30 +138,41 @@ def _listen(env: Mapping[str, str], name: str) -> str | None:
     return raw
 
 
-def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+_Number = TypeVar("_Number", int, float)
+
+
+def _bounded(
+    env: Mapping[str, str],
+    name: str,
+    default: _Number,
+    lo: _Number,
+    hi: _Number,
+    parse: Callable[[str], _Number],
+    kind: str,
+) -> _Number:
+    """`name` parsed by `parse` and kept within [lo, hi]; unset or empty gives `default`.
+
+    One rule for every numeric setting, so whole numbers and decimals fail alike
+    with a one-line ConfigError naming the variable.
+    """
     raw = env.get(name)
     if raw is None or raw == "":
         return default
     try:
-        value = int(raw)
+        value = parse(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
+        raise ConfigError(f"{name} must be {kind}, not {raw!r}") from None
     if not lo <= value <= hi:
         raise ConfigError(f"{name} must be between {lo} and {hi}, not {value}")
     return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    return _bounded(env, name, default, lo, hi, int, "a whole number")
 
 
 def _float(env: Mapping[str, str], name: str, default: float, lo: float, hi: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, not {raw!r}") from None
-    if not lo <= value <= hi:
-        raise ConfigError(f"{name} must be between {lo} and {hi}, not {value}")
-    return value
+    return _bounded(env, name, default, lo, hi, float, "a number")
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
