@@ -39,7 +39,7 @@ from shelfscan.formats.records import (
     SubjectKind,
 )
 from shelfscan.formats.text import clean, normalise_date, series_number, strip_html
-from shelfscan.formats.xmlsafe import UnsafeXMLError, parse_xml
+from shelfscan.formats.xmlsafe import UnsafeXMLError, local_name, parse_xml
 
 if TYPE_CHECKING:
     import py7zr
@@ -730,7 +730,8 @@ def _of_kind(info: _ComicInfo, kind: SubjectKind) -> list[Subject]:
 
 
 def _local(tag: object) -> str:
-    return tag.rpartition("}")[2].lower() if isinstance(tag, str) else ""
+    """Comic dialects disagree on tag case too, so comics match the lower-cased local name."""
+    return local_name(tag).lower()
 
 
 def _read_comicinfo(root: etree._Element) -> _ComicInfo:
