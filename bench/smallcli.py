@@ -146,6 +146,7 @@ def phases_main(data_dir: Path, root: Path) -> int:
     from shelfscan.db.connect import open_pool
     from shelfscan.db.embedded import embedded_postgres
     from shelfscan.db.migrate import migrate
+    from shelfscan.scan.contract import ScanRequest
 
     mark("imports")
     settings = Settings.from_env()
@@ -160,7 +161,7 @@ def phases_main(data_dir: Path, root: Path) -> int:
             try:
                 scanner = scanner_for(pool, settings, executor, settings.workers)
                 mark("library_and_executor")
-                await run_scan_job(pool, scanner, library, settings)
+                await run_scan_job(pool, scanner, ScanRequest.whole(library), settings)
                 mark("scan")
             finally:
                 executor.close()

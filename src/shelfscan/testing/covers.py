@@ -15,8 +15,8 @@ from functools import lru_cache
 
 try:
     from PIL import Image, ImageDraw
-except ImportError as exc:  # the scanner never needs Pillow; only these generators do
-    raise ImportError("shelfscan.testing needs Pillow: pip install 'shelfscan[testing]'") from exc
+except ImportError as exc:  # a runtime dependency, so only a broken install lacks it
+    raise ImportError("shelfscan.testing needs Pillow: pip install pillow") from exc
 
 POOL_SIZE = 16
 """Distinct base images per (size, target) pair; covers with seeds in one bucket share pixels."""
