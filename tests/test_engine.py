@@ -40,7 +40,7 @@ from tests.db_fixtures import NewDatabase
 from tests.libraries import small_library
 from tests.scanning import ListReporter, export
 
-ENTITY_KINDS = {"persons", "genres", "tags", "series", "publishers"}
+ENTITY_KINDS = {"persons", "genres", "tags", "series", "publishers", "subjects"}
 
 
 def _catalogue(books: list[dict[str, Any]]) -> list[Any]:
@@ -238,6 +238,7 @@ async def test_a_scan_says_what_it_did_in_job_logs_and_json(
     assert persons["hits"] == persons["lookups"] - persons["entries"]
     assert 1 <= persons["round_trips"] <= stats["writer"]["batches"]
     assert stats["cache"]["genres"]["entries"] == 5
+    assert stats["cache"]["subjects"]["entries"] == 0  # comic arcs/characters: none in EPUBs
     assert stats["writer"]["batches"] >= 1 and stats["writer"]["fallbacks"] == 0
 
     logs = {

@@ -136,10 +136,15 @@ def _audio(title: str, album: str | None, track: str, disc: str | None = None) -
             ],
             [[2, 1, 0]],
         ),
-        # Untagged audio of a folder: all one book, by natural file name.
+        # Untagged audio of a folder named as parts: one book, by natural file name.
         (
-            [("p10.mp3", _audio("", None, "")), ("p9.mp3", _audio("", None, ""))],
+            [("Part 10.mp3", _audio("", None, "")), ("Part 9.mp3", _audio("", None, ""))],
             [[1, 0]],
+        ),
+        # Untagged single files with different names are different books.
+        (
+            [("Dune.m4b", _audio("", None, "")), ("Emma.m4b", _audio("", None, ""))],
+            [[0], [1]],
         ),
         # With albums present, a part without one is its own book.
         (

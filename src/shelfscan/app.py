@@ -38,9 +38,9 @@ def owner_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-# A CLI scan parses chunks up to this size in-process until a bigger one starts the pool;
-# with the default 4 workers that is a scan of fewer than ~100 files (chunk_size_for).
-SMALL_SCAN_CHUNK = 12
+# A CLI scan of at most this many files is parsed in-process: starting the parse pool would
+# cost more than the parsing (a daemon keeps its pool and never does this).
+SMALL_SCAN_FILES = 100
 
 
 def make_executor(settings: Settings, *, inline_max_files: int = 0) -> ParseExecutor:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import asyncpg
 
 from shelfscan.app import (
-    SMALL_SCAN_CHUNK,
+    SMALL_SCAN_FILES,
     make_executor,
     resolve_roots,
     run_scan_job,
@@ -264,7 +264,7 @@ async def _scan(url: str, settings: Settings, args: argparse.Namespace) -> int:
         library = dataclasses.replace(
             library, roots=tuple(r for r in library.roots if str(r.path) in chosen)
         )
-        executor = make_executor(settings, inline_max_files=SMALL_SCAN_CHUNK)
+        executor = make_executor(settings, inline_max_files=SMALL_SCAN_FILES)
         try:
             scanner = scanner_for(pool, settings, executor)
             request = ScanRequest.whole(library)

@@ -17,7 +17,7 @@ import asyncpg
 
 from shelfscan.catalogue.pathcodec import to_db
 from shelfscan.db.retry import Backoff, connection_lost, retry_on_lost_connection
-from shelfscan.errors import one_line
+from shelfscan.errors import ShelfscanError, one_line
 from shelfscan.pgtext import pg_json, pg_text, pg_text_or_none
 
 
@@ -130,7 +130,7 @@ class WriteResult:
 _BOOK_ERRORS = (asyncpg.PostgresError, ValueError, TypeError)
 
 
-class _CommitUnknown(ConnectionResetError):
+class _CommitUnknown(ShelfscanError, ConnectionResetError):
     """The connection died during COMMIT and the server cannot say yet whether it landed."""
 
 

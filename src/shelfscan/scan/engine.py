@@ -115,6 +115,7 @@ class Scanner:
         writer = BookWriter(self.pool)
         survey = await self.plan(request, reporter)
         files_to_read = survey.files_to_read
+        self.executor.begin_scan(files_to_read)
         split = (
             dispatch is not None
             and request.scope is ScanScope.LIBRARY

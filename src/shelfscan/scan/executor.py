@@ -49,9 +49,12 @@ class ParseExecutor:
         self.restarts = 0
         self.file_timeout_s = file_timeout_s
         self.chunk_base_s = chunk_base_s
-        # Chunks this small are parsed in this process while no pool runs: a CLI scan of a
-        # few dozen files spends more starting the pool (~0.15-0.3 s) than parsing them.
+        # A scan of at most this many files is parsed in this process while no pool runs: a
+        # CLI scan of a few dozen files spends more starting the pool (~0.15-0.3 s) than
+        # parsing them. The size of the whole scan decides, not of a chunk: a big scan in
+        # small chunks still gets the pool's processes and its watchdog.
         self.inline_max_files = inline_max_files
+        self._scan_files = 0
 
     def _make(self) -> Executor:
         if self.kind == "thread":
@@ -73,14 +76,17 @@ class ParseExecutor:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
 
+    def begin_scan(self, files: int) -> None:
+        """The engine says how many files the scan ahead will read (chooses in-process parsing)."""
+        self._scan_files = files
+
     def chunk_timeout_s(self, units: list[UnitTask]) -> float:
         """Generous: a healthy chunk takes well under a second a file; this only catches hangs."""
         files = sum(len(u.files) + len(u.sidecars) for u in units)
         return self.chunk_base_s + self.file_timeout_s * files / 4
 
     async def parse(self, units: list[UnitTask]) -> list[UnitOutcome]:
-        count = sum(len(u.files) for u in units)
-        if self._executor is None and 0 < count <= self.inline_max_files:
+        if self._executor is None and 0 < self._scan_files <= self.inline_max_files:
             with contextlib.suppress(TimeoutError):  # stalled: the pool's watchdog path below
                 return await asyncio.wait_for(self._inline(units), self.chunk_timeout_s(units))
         try:
