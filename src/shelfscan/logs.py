@@ -93,6 +93,9 @@ def configure_logging(fmt: str = "auto", level: str = "info") -> None:
     # Libraries that log through the standard library (pypdf's warnings about sloppy
     # files) must not flood the log: their per-file problems are reported by the scan.
     logging.getLogger("pypdf").setLevel(logging.ERROR)
+    # pgserver narrates every initdb/pg_ctl step (a dozen lines a start) at info; its
+    # warnings and errors still come through.
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
     _route_stdlib_logging(max(getattr(logging, level.upper()), logging.INFO))
     structlog.configure(
         processors=[
