@@ -41,12 +41,17 @@ from dataclasses import dataclass, field
 
 from shelfscan import names
 from shelfscan.catalogue.known import KnownFile
+from shelfscan.formats.audio import AUDIO_EXTENSIONS
 from shelfscan.formats.comics import natural_key
 from shelfscan.formats.records import Metadata
 from shelfscan.paths.tokens import is_disc_folder, split_name
 from shelfscan.scan.discovery import DiskFile, RootWalk
 
-AUDIO_FORMATS = frozenset({"m4b", "m4a", "mp4", "mp3", "flac", "ogg", "oga", "opus"})
+# A file's format as discovery names it (its extension: "mp4", "oga") or as the audio parser
+# does ("m4a", "ogg"): both come from the parser's one extension table.
+AUDIO_FORMATS = frozenset(e.lstrip(".") for e in AUDIO_EXTENSIONS) | frozenset(
+    AUDIO_EXTENSIONS.values()
+)
 _LEADING_NUMBER = re.compile(r"^\s*(\d+)")
 # A part marker and whatever follows it: "Part 2", "Pt. 3", "Chapter 04: The Road", "CD1",
 # "Disc 2", "Track 07", "(2 of 5)", "2/5"; Teil, Kapitel, Partie, Capitulo, Cap. as users write.
