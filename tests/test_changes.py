@@ -90,13 +90,14 @@ async def test_a_book_server_follows_adds_updates_missing_and_restores(
     assert {r["change"] for r in rows} == {"added"}
     job_id = await pool.fetchval("SELECT id FROM shelfscan.jobs")
     assert {r["job_id"] for r in rows} == {job_id}
-    # One NOTIFY per committed chunk, carrying the chunk's highest seq: the rows of a chunk
-    # share their transaction's timestamp.
+    # One NOTIFY per recording transaction, carrying its highest seq: the rows of one
+    # transaction share its timestamp. Chunks that commit while the previous ones are being
+    # recorded go in together, so 3 chunks make 1 to 3 transactions.
     await listener.until(rows[-1]["seq"])
     chunks: dict[Any, int] = {}
     for r in rows:
         chunks[r["at"]] = max(chunks.get(r["at"], 0), r["seq"])
-    assert len(chunks) >= 3  # 20 books in chunks of at most 7
+    assert 1 <= len(chunks) <= 3  # 20 books in chunks of at most 7
     assert sorted(p["seq"] for p in listener.payloads) == sorted(chunks.values())
     assert {p["library_id"] for p in listener.payloads} == {library_id}
     last = rows[-1]["seq"]

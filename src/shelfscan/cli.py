@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import gc
 import json
 import os
 import sys
@@ -130,6 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, cron); harmless here.
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+    _tune_gc()
     try:
         settings = Settings.from_env()
         configure_logging(settings.log_format, settings.log_level)
@@ -154,6 +156,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             return 1
         raise
+
+
+def _tune_gc() -> None:
+    """Fewer, cheaper cycle collections for an allocation-heavy scan (~5% of its main-process
+    CPU went to the collector at the default thresholds).
+
+    Everything shelfscan runs is imported by now: `freeze` moves those long-lived objects
+    out of the collector's sight, so a full collection no longer walks them, and a larger
+    first generation collects the many short-lived records of a chunk less often. Cycles
+    are rare in this code, so little waits longer to be freed.
+    """
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
 
 
 # Errors that are the user's or the environment's, not a bug: one line on stderr, exit 1.

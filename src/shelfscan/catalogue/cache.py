@@ -57,8 +57,13 @@ class SingleFlightCache(Generic[K, P, V]):
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         futures = [(key, self._futures[key]) for key in items]
-        values = await asyncio.gather(*(asyncio.shield(fut) for _, fut in futures))
-        return {key: value for (key, _), value in zip(futures, values, strict=True)}
+        # Most keys of a busy scan are hits whose value is already there: only the
+        # look-ups still in flight are awaited (shielded, so a cancelled caller leaves them
+        # running for the others); a failed one raises here as from `result()`.
+        in_flight = [fut for _, fut in futures if not fut.done()]
+        if in_flight:
+            await asyncio.gather(*(asyncio.shield(fut) for fut in in_flight))
+        return {key: fut.result() for key, fut in futures}
 
     async def get(self, key: K, payload: P) -> V:
         return (await self.get_many({key: payload}))[key]

@@ -18,7 +18,7 @@ import asyncpg
 from shelfscan.catalogue.pathcodec import to_db
 from shelfscan.db.retry import Backoff, connection_lost, retry_on_lost_connection
 from shelfscan.errors import ShelfscanError, one_line
-from shelfscan.pgtext import pg_json, pg_text, pg_text_or_none
+from shelfscan.pgtext import pg_text, pg_text_or_none
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +239,12 @@ _FILE_COLUMNS = [
     "warning",  # books (issue 10)
 ]  # fmt: skip
 
+_BOOK_COLUMNS = [
+    "id", "library_id", "title", "subtitle", "sort_title", "description", "publisher_id",
+    "release_date", "language", "status", "cover_id", "field_sources",
+    "age_rating", "reading_direction", "web_link", "volume", "volume_count", "issue_count",
+]  # fmt: skip
+
 _BOOK_LINKS = (
     ("book_authors", "authors"),
     ("book_series", "series"),
@@ -307,71 +313,74 @@ async def _write_batch(conn: asyncpg.Connection, books: Sequence[BookRow]) -> li
         conn, [f.cover for _, _, f in files if f.cover] + [b.cover for b in books if b.cover]
     )
 
-    await conn.execute(
-        """
-        INSERT INTO shelfscan.books AS b (id, library_id, title, subtitle, sort_title,
-            description, publisher_id, release_date, language, status, cover_id, field_sources,
-            age_rating, reading_direction, web_link, volume, volume_count, issue_count)
-        SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[],
-            $6::text[], $7::bigint[], $8::text[], $9::text[], $10::text[], $11::bigint[], $12::jsonb[],
-            $13::text[], $14::text[], $15::text[], $16::int[], $17::int[], $18::int[])
-        ON CONFLICT (id) DO UPDATE SET
-            title = CASE WHEN b.field_sources->>'title' = 'manual' THEN b.title ELSE EXCLUDED.title END,
-            sort_title = CASE WHEN b.field_sources->>'title' = 'manual'
-                                OR b.field_sources->>'sort_title' = 'manual'
-                              THEN b.sort_title ELSE EXCLUDED.sort_title END,
-            subtitle = CASE WHEN b.field_sources->>'subtitle' = 'manual'
-                            THEN b.subtitle ELSE EXCLUDED.subtitle END,
-            description = CASE WHEN b.field_sources->>'description' = 'manual'
-                               THEN b.description ELSE EXCLUDED.description END,
-            publisher_id = CASE WHEN b.field_sources->>'publisher' = 'manual'
-                                THEN b.publisher_id ELSE EXCLUDED.publisher_id END,
-            release_date = CASE WHEN b.field_sources->>'release_date' = 'manual'
-                                THEN b.release_date ELSE EXCLUDED.release_date END,
-            language = CASE WHEN b.field_sources->>'language' = 'manual'
-                            THEN b.language ELSE EXCLUDED.language END,
-            cover_id = CASE WHEN b.field_sources->>'cover' = 'manual'
-                            THEN b.cover_id ELSE EXCLUDED.cover_id END,
-            -- comics (issue 10)
-            age_rating = CASE WHEN b.field_sources->>'age_rating' = 'manual'
-                              THEN b.age_rating ELSE EXCLUDED.age_rating END,
-            reading_direction = CASE WHEN b.field_sources->>'reading_direction' = 'manual'
-                                     THEN b.reading_direction ELSE EXCLUDED.reading_direction END,
-            web_link = CASE WHEN b.field_sources->>'web_link' = 'manual'
-                            THEN b.web_link ELSE EXCLUDED.web_link END,
-            volume = CASE WHEN b.field_sources->>'volume' = 'manual'
-                          THEN b.volume ELSE EXCLUDED.volume END,
-            volume_count = CASE WHEN b.field_sources->>'volume_count' = 'manual'
-                                THEN b.volume_count ELSE EXCLUDED.volume_count END,
-            issue_count = CASE WHEN b.field_sources->>'issue_count' = 'manual'
-                               THEN b.issue_count ELSE EXCLUDED.issue_count END,
-            status = EXCLUDED.status,
-            -- A user's edits stay marked manual; everything else is recomputed.
-            field_sources = EXCLUDED.field_sources || COALESCE((
-                SELECT jsonb_object_agg(k, v) FROM jsonb_each(b.field_sources) AS e(k, v)
-                WHERE v = '"manual"'::jsonb), '{}'::jsonb),
-            updated_at = now()
-        """,
-        book_ids,
-        [b.library_id for b in books],
-        [pg_text(b.title) for b in books],
-        [pg_text_or_none(b.subtitle) for b in books],
-        [pg_text(b.sort_title) for b in books],
-        [pg_text_or_none(b.description) for b in books],
-        [b.publisher_id for b in books],
-        [pg_text_or_none(b.release_date) for b in books],
-        [pg_text_or_none(b.language) for b in books],
-        [b.status for b in books],
-        [cover_ids[b.cover.sha256] if b.cover else None for b in books],
-        [pg_json(b.field_sources) for b in books],
-        # comics (issue 10)
-        [pg_text_or_none(b.age_rating) for b in books],
-        [b.reading_direction for b in books],
-        [pg_text_or_none(b.web_link) for b in books],
-        [b.volume for b in books],
-        [b.volume_count for b in books],
-        [b.issue_count for b in books],
-    )
+    only_new = not old_book_ids and not old_file_ids
+    book_rows = [
+        (
+            bid, b.library_id, pg_text(b.title), pg_text_or_none(b.subtitle), pg_text(b.sort_title),
+            pg_text_or_none(b.description), b.publisher_id, pg_text_or_none(b.release_date),
+            pg_text_or_none(b.language), b.status, cover_ids[b.cover.sha256] if b.cover else None,
+            # Field names and source names: shelfscan's own words, never a file's text.
+            b.field_sources,
+            # comics (issue 10)
+            pg_text_or_none(b.age_rating), b.reading_direction, pg_text_or_none(b.web_link),
+            b.volume, b.volume_count, b.issue_count,
+        )
+        for bid, b in zip(book_ids, books, strict=True)
+    ]  # fmt: skip
+    if only_new:
+        # A first scan's books: fresh ids, nothing to merge with, so COPY (no conflict
+        # check, no manual-field CASEs, no array encoding).
+        await conn.copy_records_to_table(
+            "books", records=book_rows, columns=_BOOK_COLUMNS, schema_name="shelfscan"
+        )
+    else:
+        await conn.execute(
+            """
+            INSERT INTO shelfscan.books AS b (id, library_id, title, subtitle, sort_title,
+                description, publisher_id, release_date, language, status, cover_id, field_sources,
+                age_rating, reading_direction, web_link, volume, volume_count, issue_count)
+            SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[],
+                $6::text[], $7::bigint[], $8::text[], $9::text[], $10::text[], $11::bigint[], $12::jsonb[],
+                $13::text[], $14::text[], $15::text[], $16::int[], $17::int[], $18::int[])
+            ON CONFLICT (id) DO UPDATE SET
+                title = CASE WHEN b.field_sources->>'title' = 'manual' THEN b.title ELSE EXCLUDED.title END,
+                sort_title = CASE WHEN b.field_sources->>'title' = 'manual'
+                                    OR b.field_sources->>'sort_title' = 'manual'
+                                  THEN b.sort_title ELSE EXCLUDED.sort_title END,
+                subtitle = CASE WHEN b.field_sources->>'subtitle' = 'manual'
+                                THEN b.subtitle ELSE EXCLUDED.subtitle END,
+                description = CASE WHEN b.field_sources->>'description' = 'manual'
+                                   THEN b.description ELSE EXCLUDED.description END,
+                publisher_id = CASE WHEN b.field_sources->>'publisher' = 'manual'
+                                    THEN b.publisher_id ELSE EXCLUDED.publisher_id END,
+                release_date = CASE WHEN b.field_sources->>'release_date' = 'manual'
+                                    THEN b.release_date ELSE EXCLUDED.release_date END,
+                language = CASE WHEN b.field_sources->>'language' = 'manual'
+                                THEN b.language ELSE EXCLUDED.language END,
+                cover_id = CASE WHEN b.field_sources->>'cover' = 'manual'
+                                THEN b.cover_id ELSE EXCLUDED.cover_id END,
+                -- comics (issue 10)
+                age_rating = CASE WHEN b.field_sources->>'age_rating' = 'manual'
+                                  THEN b.age_rating ELSE EXCLUDED.age_rating END,
+                reading_direction = CASE WHEN b.field_sources->>'reading_direction' = 'manual'
+                                         THEN b.reading_direction ELSE EXCLUDED.reading_direction END,
+                web_link = CASE WHEN b.field_sources->>'web_link' = 'manual'
+                                THEN b.web_link ELSE EXCLUDED.web_link END,
+                volume = CASE WHEN b.field_sources->>'volume' = 'manual'
+                              THEN b.volume ELSE EXCLUDED.volume END,
+                volume_count = CASE WHEN b.field_sources->>'volume_count' = 'manual'
+                                    THEN b.volume_count ELSE EXCLUDED.volume_count END,
+                issue_count = CASE WHEN b.field_sources->>'issue_count' = 'manual'
+                                   THEN b.issue_count ELSE EXCLUDED.issue_count END,
+                status = EXCLUDED.status,
+                -- A user's edits stay marked manual; everything else is recomputed.
+                field_sources = EXCLUDED.field_sources || COALESCE((
+                    SELECT jsonb_object_agg(k, v) FROM jsonb_each(b.field_sources) AS e(k, v)
+                    WHERE v = '"manual"'::jsonb), '{}'::jsonb),
+                updated_at = now()
+            """,
+            *(list(col) for col in zip(*book_rows, strict=True)),
+        )
     if old_book_ids:
         # Relationships a user set by hand (field source "manual") are kept.
         for table, fieldname in _BOOK_LINKS:
@@ -403,7 +412,6 @@ async def _write_batch(conn: asyncpg.Connection, books: Sequence[BookRow]) -> li
             """,
             old_file_ids,
         )
-    only_new = not old_book_ids and not old_file_ids
     file_rows = [
         (
             fid, books[0].library_id, f.root_id, bid, *to_db(f.path), f.size, f.mtime_ns, f.inode,

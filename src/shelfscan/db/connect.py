@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
@@ -25,21 +26,24 @@ def database_url(settings: Settings) -> Iterator[str]:
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
+    # Binary format, so jsonb columns can also be filled by COPY (binary COPY has no
+    # text-codec fallback); on the wire jsonb is a version byte, then the JSON text.
     await conn.set_type_codec(
-        "jsonb", encoder=_json_dumps, decoder=_json_loads, schema="pg_catalog"
+        "jsonb", encoder=_jsonb_encode, decoder=_jsonb_decode, schema="pg_catalog", format="binary"
     )
 
 
-def _json_dumps(value: object) -> str:
-    import json
-
-    return json.dumps(value, default=str)
+_JSONB_VERSION = b"\x01"
 
 
-def _json_loads(value: str) -> object:
-    import json
+def _jsonb_encode(value: object) -> bytes:
+    return _JSONB_VERSION + json.dumps(value, default=str).encode()
 
-    return json.loads(value)
+
+def _jsonb_decode(data: bytes) -> object:
+    if data[:1] != _JSONB_VERSION:
+        raise ValueError(f"unknown jsonb binary version {data[:1]!r}")
+    return json.loads(data[1:])
 
 
 def _server_settings(application_name: str) -> dict[str, str]:

@@ -2,8 +2,8 @@
 
 Events go to the JSON log at once and to `job_logs` in batches (`JobEvents`);
 progress counters are published by the job's progress loop; catalogue changes
-are recorded in the change feed, one transaction and one NOTIFY per committed
-step. The CLI and the daemon both hand one of these to `Scanner.run`, so a scan
+are recorded in the change feed, one transaction and one NOTIFY per batch of
+committed steps. The CLI and the daemon both hand one of these to `Scanner.run`, so a scan
 reports the same way wherever it runs.
 
 Recording a step's changes is one more round trip (~1-10 ms here, more under
@@ -87,17 +87,39 @@ class JobReporter:
 
     async def changes(self, changes: CatalogueChanges) -> None:
         if self._writer is None:  # not entered: record now
-            await record_changes(self._pool, self._job_id, changes)
+            await record_changes(self._pool, self._job_id, [changes])
         else:
             self._pending.put_nowait(changes)
 
     async def _write_changes(self) -> None:
-        while (changes := await self._pending.get()) is not None:
-            try:
-                await record_changes(self._pool, self._job_id, changes)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                # The books are in the catalogue with a fresh updated_at; a book server
-                # that misses these rows resyncs from that (docs/sql-contract.md).
-                self._events.warning(
-                    "catalogue_changes_lost", books=len(changes.rows()), error=one_line(exc)
-                )
+        done = False
+        while not done:
+            first = await self._pending.get()
+            if first is None:
+                return
+            # Steps that committed while the last batch was being recorded go in together:
+            # one transaction and one NOTIFY for all of them, still in commit order.
+            steps = [first]
+            while not self._pending.empty():
+                more = self._pending.get_nowait()
+                if more is None:
+                    done = True
+                    break
+                if more.library_id != first.library_id:
+                    await self._record(steps)
+                    steps = []
+                    first = more
+                steps.append(more)
+            await self._record(steps)
+
+    async def _record(self, steps: list[CatalogueChanges]) -> None:
+        try:
+            await record_changes(self._pool, self._job_id, steps)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            # The books are in the catalogue with a fresh updated_at; a book server
+            # that misses these rows resyncs from that (docs/sql-contract.md).
+            self._events.warning(
+                "catalogue_changes_lost",
+                books=sum(len(s.rows()) for s in steps),
+                error=one_line(exc),
+            )

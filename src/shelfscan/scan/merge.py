@@ -75,79 +75,106 @@ def merge_book(
     if not any(m.title for _, m in layers) or not any(m.contributors for _, m in layers):
         layers.append(("path", path_hint()))
     sources: dict[str, str] = {}
-
-    def pick(name: str, *, key: str | None = None, only_sidecars: bool = False) -> Any:
-        """The first source's value of field `name`, its source recorded under `key`."""
-        for source, meta in layers[:sidecar_layers] if only_sidecars else layers:
+    # The first source with a value wins each field, its source recorded under the field's
+    # key. One loop over a table, not a call per field: this runs for every book.
+    picked: dict[str, Any] = {}
+    for name, key in _PICKED:
+        for source, meta in layers:
             value = getattr(meta, name)
             if value:
-                sources[key or name] = source
-                return value
-        return None
-
-    title = pick("title") or fallback_title
+                picked[name] = value
+                sources[key] = source
+                break
+    title = picked.get("title") or fallback_title
     sources.setdefault("title", "path")
     # A sort title belongs to its title: a sidecar's title never takes an embedded sort title.
     sort_title = next((meta.sort_title for _, meta in layers if meta.title), None)
     if sort_title is not None:
         sources["sort_title"] = sources["title"]
     subjects: list[Subject] = []
-    for kind in SubjectKind:
-        # Each kind is its own field: the first source naming characters gives all of them.
-        for source, meta in layers:
-            found = [s for s in meta.subjects if s.kind is kind]
-            if found:
-                subjects.extend(found)
-                sources[kind.field] = source
-                break
+    if any(meta.subjects for _, meta in layers):
+        for kind in SubjectKind:
+            # Each kind is its own field: the first source naming characters gives all of them.
+            for source, meta in layers:
+                found = [s for s in meta.subjects if s.kind is kind]
+                if found:
+                    subjects.extend(found)
+                    sources[kind.field] = source
+                    break
     # Book-level identifiers: the sidecars', and an `[ASIN]` the path gives for a type no
     # file carries itself (each file keeps its own embedded identifiers).
-    identifiers = [i for meta in (m for _, m in layers[:sidecar_layers]) for i in meta.identifiers]
-    embedded_types = {i.type for m in embedded for i in m.identifiers}
-    identifiers.extend(
-        i
-        for source, meta in layers
-        if source == "path"
-        for i in meta.identifiers
-        if i.type not in embedded_types and all(i.type != o.type for o in identifiers)
-    )
+    identifiers = [i for _, meta in layers[:sidecar_layers] for i in meta.identifiers]
+    if layers[-1][0] == "path" and layers[-1][1].identifiers:
+        embedded_types = {i.type for m in embedded for i in m.identifiers}
+        identifiers.extend(
+            i
+            for i in layers[-1][1].identifiers
+            if i.type not in embedded_types and all(i.type != o.type for o in identifiers)
+        )
     return MergedBook(
         title=title,
-        subtitle=pick("subtitle"),
+        subtitle=picked.get("subtitle"),
         # Book producers (calibre's own credit, conversion houses) are not people a reader looks for.
-        contributors=tuple(
-            c for c in pick("contributors", key="authors") or () if c.role != "producer"
-        ),
-        series=pick("series") or (),
-        genres=pick("genres") or (),
-        tags=pick("tags") or (),
-        description=pick("description"),
-        publisher=pick("publisher"),
-        release_date=pick("release_date"),
-        language=pick("language"),
-        narrators=_narrators(pick, layers),
+        contributors=tuple(c for c in picked.get("contributors", ()) if c.role != "producer"),
+        series=picked.get("series", ()),
+        genres=picked.get("genres", ()),
+        tags=picked.get("tags", ()),
+        description=picked.get("description"),
+        publisher=picked.get("publisher"),
+        release_date=picked.get("release_date"),
+        language=picked.get("language"),
+        narrators=_narrators(layers, sidecar_layers, sources),
         identifiers=tuple(dict.fromkeys(identifiers)),
         sources=sources,
         sort_title=sort_title,
-        age_rating=pick("age_rating"),
-        reading_direction=pick("reading_direction"),
-        web_link=pick("web_link"),
-        volume=pick("volume"),
-        volume_count=pick("volume_count"),
-        issue_count=pick("issue_count"),
+        age_rating=picked.get("age_rating"),
+        reading_direction=picked.get("reading_direction"),
+        web_link=picked.get("web_link"),
+        volume=picked.get("volume"),
+        volume_count=picked.get("volume_count"),
+        issue_count=picked.get("issue_count"),
         subjects=tuple(subjects),
     )
 
 
-def _narrators(pick: Callable[..., Any], layers: Sequence[tuple[str, Metadata]]) -> Any:
+# (Metadata field, its key in `field_sources`), for the fields the first source gives whole.
+_PICKED = (
+    ("title", "title"),
+    ("subtitle", "subtitle"),
+    ("contributors", "authors"),
+    ("series", "series"),
+    ("genres", "genres"),
+    ("tags", "tags"),
+    ("description", "description"),
+    ("publisher", "publisher"),
+    ("release_date", "release_date"),
+    ("language", "language"),
+    # comics (issue 10)
+    ("age_rating", "age_rating"),
+    ("reading_direction", "reading_direction"),
+    ("web_link", "web_link"),
+    ("volume", "volume"),
+    ("volume_count", "volume_count"),
+    ("issue_count", "issue_count"),
+)
+
+
+def _narrators(
+    layers: Sequence[tuple[str, Metadata]], sidecar_layers: int, sources: dict[str, str]
+) -> tuple[str, ...] | None:
     """Book-wide narrators: a sidecar's, else the path's `{Narrator}` when no file names one.
 
     None keeps each file's own embedded narrators (an ebook joined to its
     audiobook has none, and must not get the audiobook's).
     """
-    found = pick("narrators", only_sidecars=True)
-    if found is None and not any(m.narrators for source, m in layers if source == "embedded"):
-        path = next((m for source, m in layers if source == "path"), None)
-        if path is not None and path.narrators:
-            found = pick("narrators")
-    return found
+    for source, meta in layers[:sidecar_layers]:
+        if meta.narrators:
+            sources["narrators"] = source
+            return meta.narrators
+    if any(m.narrators for source, m in layers if source == "embedded"):
+        return None
+    source, meta = layers[-1]
+    if source == "path" and meta.narrators:
+        sources["narrators"] = source
+        return meta.narrators
+    return None
