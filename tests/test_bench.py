@@ -97,3 +97,27 @@ async def test_bench_smoke_writes_wellformed_results(db_url: str, tmp_path: Path
 
     if report["outputs"]["plot"]:
         assert (out / "throughput.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_ab_summary_is_the_geometric_mean_of_paired_rounds() -> None:
+    """bench.ab's verdict pairs each round's old and new run; a drift that slows both
+    builds in one round cancels out of the ratio."""
+    from bench.ab import Run, summarise
+
+    runs = [
+        # round 0 on a calm machine, round 1 twice as slow for both builds
+        Run("old", "first", 0, 1.0, 1.5, 2.0, 0.5),
+        Run("new", "first", 0, 1.1, 1.6, 2.2, 0.5),
+        Run("old", "first", 1, 2.0, 2.5, 4.0, 1.0),
+        Run("new", "first", 1, 2.2, 2.6, 4.4, 1.0),
+        Run("old", "rescan", 0, 0.1, 0.5, 0.4, 0.1),
+        Run("new", "rescan", 0, 0.1, 0.5, 0.4, 0.1),
+        Run("old", "rescan", 1, 0.2, 0.6, 0.5, 0.1),
+        Run("new", "rescan", 1, 0.4, 0.6, 0.5, 0.1),
+    ]
+    summary = summarise(runs)
+    assert summary["first"]["elapsed_s"]["ratio_geomean"] == 1.1
+    assert summary["first"]["elapsed_s"]["old_median"] == 1.5
+    assert summary["first"]["cpu_s"]["ratio_min"] == 1.1
+    assert summary["rescan"]["elapsed_s"]["ratio_geomean"] == round(2**0.5, 3)
+    assert summary["rescan"]["elapsed_s"]["ratio_max"] == 2.0
