@@ -232,6 +232,14 @@ async def test_ebook_fields_through_export(
     book, f = by_file["asin.mobi"]
     assert f["identifiers"] == {"asin": "B00FIRST11"}
 
+    # The damage also reaches the job's log, one warning per salvaged file.
+    damaged = await pool.fetch(
+        "SELECT path, fields->>'reason' AS reason FROM shelfscan.job_logs"
+        " WHERE event = 'file_damaged' AND level = 'warning' ORDER BY path"
+    )
+    assert [r["path"] for r in damaged] == ["bad-exth.mobi", "truncated.epub"]
+    assert damaged[0]["reason"] == "EXTH record 2 of 2 is malformed (length 2)"
+
 
 async def test_corpus_new_fields(
     pool: asyncpg.Pool, scan: ScanFn, corpus_dir: Path, corpus_truth: dict[str, dict[str, Any]]

@@ -162,6 +162,12 @@ class ChunkPipeline:
                     unit_errors.append((Parsed(disk, known, outcome), outcome.error))
                 else:
                     parsed.append(Parsed(disk, known, outcome))
+                    if outcome.metadata is not None and outcome.metadata.warning:
+                        # Read around damage (a truncated EPUB, a bad MOBI record): the book
+                        # is kept, `files.warning` says why, and the log viewer sees it too.
+                        self.reporter.warning(
+                            "file_damaged", path=disk.path, reason=outcome.metadata.warning
+                        )
                     if outcome.cover_error is not None:
                         counts.covers_failed += 1
                         self.reporter.warning(
