@@ -15,6 +15,7 @@ from pathlib import Path
 
 import asyncpg
 
+from shelfscan.db.connect import open_pool
 from shelfscan.db.embedded import Postmaster, embedded_postgres
 from shelfscan.db.migrate import load_migrations, migrate
 from tests.db_fixtures import with_database
@@ -84,9 +85,12 @@ async def test_migrate_applies_once_then_only_checks(pg_admin_url: str) -> None:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
         await admin.execute(f'CREATE DATABASE "{name}"')
         url = with_database(pg_admin_url, name)
-        applied = await migrate(url)
-        assert applied == [m.name for m in load_migrations()]
-        assert await migrate(url) == []  # the fast path: every version row is there
+        async with open_pool(url) as pool:
+            # An empty database: the pool's check finds no table, the locked path applies.
+            applied = await migrate(url, pool)
+            assert applied == [m.name for m in load_migrations()]
+            assert await migrate(url, pool) == []  # the fast path, on the caller's pool
+        assert await migrate(url) == []  # ...and on a connection of its own
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
@@ -97,5 +101,6 @@ def test_postmaster_file_is_read_as_pgserver_writes_it(tmp_path: Path) -> None:
         f"{os.getpid()}\n/x\n1700000000\n5432\n/tmp\n\n  123  456\nstopping\n"
     )
     info = Postmaster.read(tmp_path)
-    assert info == Postmaster(os.getpid(), "stopping") and info.alive()
+    assert info == Postmaster(os.getpid(), "stopping", socket_dir="/tmp", port="5432")
+    assert info.alive() and info.url() == "postgresql://postgres:@/postgres?host=/tmp"
     assert Postmaster.read(tmp_path / "absent") is None
