@@ -7,6 +7,7 @@ may still be shutting down.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -104,3 +105,38 @@ def test_postmaster_file_is_read_as_pgserver_writes_it(tmp_path: Path) -> None:
     assert info == Postmaster(os.getpid(), "stopping", socket_dir="/tmp", port="5432")
     assert info.alive() and info.url() == "postgresql://postgres:@/postgres?host=/tmp"
     assert Postmaster.read(tmp_path / "absent") is None
+
+
+FAST_JOIN = """
+import json, os, sys
+from pathlib import Path
+from shelfscan.db.embedded import embedded_postgres
+data = Path(sys.argv[1])
+with embedded_postgres(data, while_starting=lambda: print("hook", flush=True)) as url:
+    handles = json.loads((data / "pg" / ".handle_pids.json").read_text())
+    print(json.dumps({"pgserver": "pgserver" in sys.modules, "mine": handles == [os.getpid()]}))
+    print(url, flush=True)
+"""
+
+
+async def test_an_initialised_folder_starts_without_pgserver(tmp_path: Path) -> None:
+    """pgserver does the first start (initdb); later processes start the server themselves,
+    list themselves where pgserver would, run the caller's hook, and stop it on leaving."""
+    data = tmp_path / "data"
+    data.mkdir()
+    os.chmod(tmp_path, 0o755)  # the server runs as its own user when we are root
+    with embedded_postgres(data) as url:
+        assert await _select_one(url) == 1
+    run = subprocess.run(
+        [sys.executable, "-c", FAST_JOIN, str(data)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    hook, facts, fast_url = run.stdout.splitlines()
+    assert hook == "hook"
+    assert json.loads(facts) == {"pgserver": False, "mine": True}
+    assert fast_url == url
+    gone = Postmaster.read((data / "pg").resolve())
+    assert gone is None or _gone(gone.pid)
