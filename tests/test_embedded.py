@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -140,3 +142,40 @@ async def test_an_initialised_folder_starts_without_pgserver(tmp_path: Path) -> 
     assert fast_url == url
     gone = Postmaster.read((data / "pg").resolve())
     assert gone is None or _gone(gone.pid)
+
+
+def test_what_sends_a_start_through_pgserver(tmp_path: Path) -> None:
+    """The quick start only takes a folder pgserver has set up; anything else is its job."""
+    from shelfscan.db.embedded import SERVER_USER, _why_not_quick
+
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    assert _why_not_quick(fresh) == "not initialised"
+    deep = tmp_path / ("d" * 120)
+    deep.mkdir()
+    (deep / "PG_VERSION").write_text("16\n")
+    assert _why_not_quick(deep) == "socket path too long"
+    # Directly under the temporary folder (pytest's own folders above tmp_path are 0700).
+    base = Path(tempfile.mkdtemp())
+    try:
+        ready = base / "pg"
+        ready.mkdir()
+        (ready / "PG_VERSION").write_text("16\n")
+        closed = _why_not_quick(ready)  # mkdtemp makes it 0700
+        os.chmod(base, 0o755)
+        opened = _why_not_quick(ready)
+    finally:
+        shutil.rmtree(base)
+    if os.geteuid() != 0:  # the server runs as this user: nothing to check
+        assert closed is None and opened is None
+        return
+    import pwd
+
+    try:
+        pwd.getpwnam(SERVER_USER)
+    except KeyError:  # pgserver creates it on its first start
+        assert closed == opened == "no server user"
+        return
+    # As root the server runs as its own user, who must reach the folder.
+    assert closed == f"{base} is closed to the server user"
+    assert opened is None

@@ -1,8 +1,8 @@
 """`shelfscan` command line.
 
 For a small library the start-up is most of a scan's run, so this module imports only
-what every command needs; a command's own code is imported in `_COMMAND_MODULES`' hook,
-which runs while the embedded PostgreSQL boots (on the other core), not before it.
+what every command needs; a command's own code (`_COMMAND_MODULES`) is imported while
+the embedded PostgreSQL boots (on the other core), not before it starts.
 """
 
 from __future__ import annotations
