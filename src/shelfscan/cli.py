@@ -1,4 +1,9 @@
-"""`shelfscan` command line."""
+"""`shelfscan` command line.
+
+For a small library the start-up is most of a scan's run, so this module imports only
+what every command needs; a command's own code (`_COMMAND_MODULES`) is imported while
+the embedded PostgreSQL boots (on the other core), not before it starts.
+"""
 
 from __future__ import annotations
 
@@ -6,30 +11,24 @@ import argparse
 import asyncio
 import dataclasses
 import gc
+import importlib
 import json
 import os
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import asyncpg
 
-from shelfscan.app import (
-    SMALL_SCAN_FILES,
-    make_executor,
-    resolve_roots,
-    run_scan_job,
-    scanner_for,
-)
-from shelfscan.catalogue.export import export_books
-from shelfscan.catalogue.libraries import default_library_name, ensure_library
 from shelfscan.config import Settings
 from shelfscan.db.connect import database_url, open_pool, redact_url
 from shelfscan.db.migrate import migrate
 from shelfscan.errors import ShelfscanError, one_line
 from shelfscan.logs import configure_logging
-from shelfscan.scan.contract import ScanRequest, ScanResult
-from shelfscan.scan.progress import RichProgressView
+
+if TYPE_CHECKING:
+    from shelfscan.scan.contract import ScanResult
 
 
 class CliError(ShelfscanError):
@@ -192,10 +191,30 @@ def _leaf(exc: BaseException) -> BaseException:
     return exc
 
 
+# What each command imports beyond this module: most of the CLI's import time for a scan.
+_COMMAND_MODULES: dict[str, tuple[str, ...]] = {
+    "scan": ("shelfscan.app", "shelfscan.catalogue.libraries", "shelfscan.scan.progress"),
+    "export": ("shelfscan.catalogue.export",),
+    "serve": ("shelfscan.daemon",),
+    "jobs": ("shelfscan.admin",),
+    "library": ("shelfscan.admin",),
+    "covers": ("shelfscan.covers",),
+    "cover": ("shelfscan.covers",),
+}
+
+
+def _importer(command: str) -> Callable[[], None]:
+    def load() -> None:
+        for name in _COMMAND_MODULES.get(command, ()):
+            importlib.import_module(name)
+
+    return load
+
+
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "db":
         return _db_url(settings)
-    with database_url(settings) as url:
+    with database_url(settings, while_starting=_importer(args.command)) as url:
         if args.command == "migrate":
             applied = asyncio.run(migrate(url))
             print(
@@ -243,19 +262,18 @@ def _db_url(settings: Settings) -> int:
     if settings.database_url:
         print(settings.database_url)
         return 0
-    import pgserver
+    from shelfscan.db.embedded import start_detached
 
-    pgdata = settings.data_dir / "pg"
-    pgdata.parent.mkdir(parents=True, exist_ok=True)
     # Left running on purpose so the printed URL stays usable (e.g. for psql).
-    server = pgserver.get_server(str(pgdata), cleanup_mode=None)
-    print(server.get_uri())
+    print(start_detached(settings.data_dir))
     return 0
 
 
 async def _export(url: str, library: str | None) -> int:
-    await migrate(url)
+    from shelfscan.catalogue.export import export_books
+
     async with open_pool(url, max_size=2, application_name="shelfscan-cli/export") as pool:
+        await migrate(url, pool)
         out = sys.stdout
         async for doc in export_books(pool, library):
             out.write(doc + "\n")
@@ -263,6 +281,17 @@ async def _export(url: str, library: str | None) -> int:
 
 
 async def _scan(url: str, settings: Settings, args: argparse.Namespace) -> int:
+    from shelfscan.app import (
+        SMALL_SCAN_FILES,
+        make_executor,
+        resolve_roots,
+        run_scan_job,
+        scanner_for,
+    )
+    from shelfscan.catalogue.libraries import default_library_name, ensure_library
+    from shelfscan.scan.contract import ScanRequest
+    from shelfscan.scan.progress import RichProgressView
+
     roots = resolve_roots(args.paths)
     for root in roots:
         if not root.is_dir():
@@ -270,10 +299,10 @@ async def _scan(url: str, settings: Settings, args: argparse.Namespace) -> int:
     if args.workers is not None and not 1 <= args.workers <= 64:
         raise CliError("--workers must be between 1 and 64")
     settings = dataclasses.replace(settings, workers=args.workers or settings.workers)
-    await migrate(url)
     async with open_pool(
         url, max_size=settings.workers + 4, application_name="shelfscan-cli/scan"
     ) as pool:
+        await migrate(url, pool)
         library = await ensure_library(pool, args.library or default_library_name(roots), roots)
         chosen = {str(r) for r in roots}
         library = dataclasses.replace(

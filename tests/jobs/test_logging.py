@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import asyncpg
@@ -62,3 +64,39 @@ async def test_connections_carry_an_application_name(db_url: str) -> None:
             await listener.close()
     assert {"shelfscan-daemon", "shelfscan-daemon/listener"} <= names
     assert isinstance(pool, asyncpg.Pool)
+
+
+_LOG_AN_ERROR = """
+import sys
+import shelfscan.cli
+import structlog
+from shelfscan.logs import configure_logging
+print("rich" in sys.modules, "pygments" in sys.modules, flush=True)
+for fmt in ("console", "json"):
+    configure_logging(fmt, "info")
+    try:
+        raise ValueError("bad value")
+    except ValueError:
+        structlog.get_logger("t").exception("failed", n=1)
+import rich.progress  # the progress bar still has it
+"""
+
+
+def test_the_cli_imports_structlog_without_rich_and_still_renders_tracebacks() -> None:
+    """structlog would load rich and pygments at import (a quarter of the CLI's start-up)
+    for tracebacks shelfscan does not use; hidden from it, the lines come out the same."""
+    run = subprocess.run(
+        [sys.executable, "-c", _LOG_AN_ERROR], capture_output=True, text=True, check=True
+    )
+    assert run.stdout.splitlines() == ["False False"]
+    console, _, last = run.stderr.rstrip("\n").rpartition("\n")
+    assert console.splitlines()[1:] == [
+        "Traceback (most recent call last):",
+        '  File "<string>", line 10, in <module>',
+        "ValueError: bad value",
+    ]
+    doc = json.loads(last)
+    assert (doc["event"], doc["n"]) == ("failed", 1)
+    assert [(e["exc_type"], e["exc_value"]) for e in doc["exception"]] == [
+        ("ValueError", "bad value")
+    ]

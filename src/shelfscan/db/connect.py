@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import asyncpg
 
@@ -16,12 +16,19 @@ __all__ = ["DatabaseUnavailable", "connect", "database_url", "open_pool", "redac
 
 
 @contextlib.contextmanager
-def database_url(settings: Settings) -> Iterator[str]:
-    """DATABASE_URL if set, else an embedded server kept alive for the block."""
+def database_url(
+    settings: Settings, *, while_starting: Callable[[], object] | None = None
+) -> Iterator[str]:
+    """DATABASE_URL if set, else an embedded server kept alive for the block.
+
+    `while_starting` runs before the URL is handed out: while an embedded server boots
+    if this call started one, else at once."""
     if settings.database_url:
+        if while_starting is not None:
+            while_starting()
         yield settings.database_url
         return
-    with embedded_postgres(settings.data_dir) as url:
+    with embedded_postgres(settings.data_dir, while_starting=while_starting) as url:
         yield url
 
 

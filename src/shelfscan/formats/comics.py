@@ -38,7 +38,7 @@ from shelfscan.formats.records import (
     Subject,
     SubjectKind,
 )
-from shelfscan.formats.text import clean, normalise_date, series_number, strip_html
+from shelfscan.formats.text import clean, natural_key, normalise_date, series_number, strip_html
 from shelfscan.formats.xmlsafe import UnsafeXMLError, local_name, parse_xml
 
 if TYPE_CHECKING:
@@ -93,7 +93,6 @@ _RAR_MAGIC = b"Rar!\x1a\x07"
 _7Z_MAGIC = b"7z\xbc\xaf\x27\x1c"
 _COMPRESSED_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")  # gzip, bzip2, xz around a tar
 _DRIVE_RE = re.compile(r"^[A-Za-z]:")
-_DIGITS_RE = re.compile(r"(\d+)")
 _GTIN_JUNK_RE = re.compile(r"[\s\-‐‑‒–—]+")
 
 
@@ -519,22 +518,6 @@ def _rar4_comment(buf: bytes) -> bytes | None:
 # ---------------------------------------------------------------------------
 # Shared core
 # ---------------------------------------------------------------------------
-
-
-def natural_key(name: str) -> tuple[tuple[int, int, str], ...]:
-    """Sort key that puts "page2" before "page10", case-insensitively.
-
-    Digit runs compare by magnitude via (length without leading zeros, digits),
-    so absurdly long numbers cost nothing and never hit int() limits.
-    """
-    parts: list[tuple[int, int, str]] = []
-    for i, piece in enumerate(_DIGITS_RE.split(name.casefold())):
-        if i % 2:
-            digits = piece.lstrip("0")
-            parts.append((0, len(digits), digits))
-        elif piece:
-            parts.append((1, 0, piece))
-    return tuple(parts)
 
 
 def _is_safe(name: str) -> bool:

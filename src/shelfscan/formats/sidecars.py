@@ -17,7 +17,6 @@ from dataclasses import replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from shelfscan.formats.epub import metadata_from_opf
 from shelfscan.formats.identifiers import classify_identifier
 from shelfscan.formats.records import (
     Chapter,
@@ -86,6 +85,10 @@ def parse_metadata_opf(data: bytes) -> Metadata:
     """
     if len(data) > MAX_OPF_BYTES:
         raise ParseError(f"metadata.opf is too large ({len(data)} bytes, limit {MAX_OPF_BYTES})")
+    # Imported here: discovery needs this module's names, and a scan without OPF files
+    # should not load the EPUB reader (and lxml) for them.
+    from shelfscan.formats.epub import metadata_from_opf
+
     meta = metadata_from_opf(data, fmt="opf")
     people = tuple(c for c in meta.contributors if not _is_tool_credit(c))
     return meta if people == meta.contributors else replace(meta, contributors=people)

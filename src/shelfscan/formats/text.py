@@ -19,6 +19,7 @@ _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff
 _INVISIBLE_RE = re.compile(r"[\u200b\u2060\ufeff]")
 _SPACE_RUN_RE = re.compile(r"[^\S\n]+")
 _BLANK_LINES_RE = re.compile(r"\n{3,}")
+_DIGITS_RE = re.compile(r"(\d+)")
 _TAG_RE = re.compile(r"<\s*/?\s*[A-Za-z][^<>]*>|<!--")
 
 _BREAK_TAGS = frozenset({"br", "hr"})
@@ -154,3 +155,19 @@ def series_number(value: str | None) -> Decimal | None:
     if not number.is_finite() or abs(number) >= 1_000_000:
         return None
     return number
+
+
+def natural_key(name: str) -> tuple[tuple[int, int, str], ...]:
+    """Sort key that puts "page2" before "page10", case-insensitively.
+
+    Digit runs compare by magnitude via (length without leading zeros, digits),
+    so absurdly long numbers cost nothing and never hit int() limits.
+    """
+    parts: list[tuple[int, int, str]] = []
+    for i, piece in enumerate(_DIGITS_RE.split(name.casefold())):
+        if i % 2:
+            digits = piece.lstrip("0")
+            parts.append((0, len(digits), digits))
+        elif piece:
+            parts.append((1, 0, piece))
+    return tuple(parts)

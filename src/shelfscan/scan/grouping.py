@@ -41,9 +41,9 @@ from dataclasses import dataclass, field
 
 from shelfscan import names
 from shelfscan.catalogue.known import KnownFile
-from shelfscan.formats.audio import AUDIO_EXTENSIONS
-from shelfscan.formats.comics import natural_key
 from shelfscan.formats.records import Metadata
+from shelfscan.formats.registry import AUDIO_EXTENSIONS
+from shelfscan.formats.text import natural_key
 from shelfscan.paths.tokens import is_disc_folder, split_name
 from shelfscan.scan.discovery import DiskFile, RootWalk
 

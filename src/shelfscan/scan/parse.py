@@ -21,7 +21,6 @@ import xxhash
 from shelfscan.covers import CoverDiskFull, CoverPack, StoredCover
 from shelfscan.errors import one_line
 from shelfscan.formats import sidecars
-from shelfscan.formats.pdf import CoverRenderError, render_first_page
 from shelfscan.formats.records import Metadata, ParseError, pickled_by_fields
 from shelfscan.formats.registry import check_magic, format_for_name
 
@@ -261,6 +260,8 @@ def parse_one(task: ParseTask, pack: CoverPack, *, render_cover: bool = True) ->
 
 def _with_rendered_cover(path: str, metadata: Metadata) -> Metadata:
     """Page 1 as the cover; a page that will not render costs the cover, never the book."""
+    from shelfscan.formats.pdf import CoverRenderError, render_first_page  # only PDFs get here
+
     try:
         rendered = render_first_page(path)
     except CoverRenderError as exc:

@@ -17,7 +17,6 @@ import binascii
 import os
 import struct
 import zlib
-from types import MappingProxyType
 from typing import BinaryIO
 
 from mutagen import MutagenError
@@ -30,6 +29,7 @@ from shelfscan.formats.audio.mp4 import read_mp4
 from shelfscan.formats.audio.ogg import read_ogg
 from shelfscan.formats.audio.tags import MAX_CHAPTERS, MAX_COVER_BYTES, MAX_TAG_BYTES, Tags
 from shelfscan.formats.records import Metadata, ParseError
+from shelfscan.formats.registry import AUDIO_EXTENSIONS
 
 __all__ = [
     "AUDIO_EXTENSIONS",
@@ -38,19 +38,6 @@ __all__ = [
     "MAX_TAG_BYTES",
     "parse_audio",
 ]
-
-AUDIO_EXTENSIONS = MappingProxyType(
-    {
-        ".m4b": "m4b",
-        ".m4a": "m4a",
-        ".mp4": "m4a",
-        ".mp3": "mp3",
-        ".flac": "flac",
-        ".ogg": "ogg",
-        ".oga": "ogg",
-        ".opus": "opus",
-    }
-)
 
 
 def parse_audio(path: str | os.PathLike[str]) -> Metadata:
