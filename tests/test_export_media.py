@@ -192,6 +192,34 @@ async def test_rescans_replace_audio_rows(pool: asyncpg.Pool, scan: ScanFn, tmp_
     assert await pool.fetchval("SELECT count(*) FROM shelfscan.file_audio") == 6  # six audio files
 
 
+async def test_an_edited_cue_sheet_rereads_its_flac(
+    pool: asyncpg.Pool, scan: ScanFn, tmp_path: Path
+) -> None:
+    """A `.cue` beside a FLAC is tracked like the folder's other sidecars: fixing a chapter
+    title in it (the FLAC untouched) refreshes the book's chapters on the next scan."""
+    root = tmp_path / "lib"
+    book = root / "Austen" / "Persuasion"
+    book.mkdir(parents=True)
+    flac = FLAC(minimal_flac(book / "the book.flac"))
+    flac["ALBUM"], flac["ARTIST"] = "Persuasion", "Jane Austen"
+    flac.save()
+    cue = book / "the book.cue"
+    cue.write_text(CUE, "utf-8")
+    await scan(root)
+    _, f = _file(await export(pool), "Austen/Persuasion/the book.flac")
+    assert f["chapters"][0]["title"] == "Opening Credits"
+
+    cue.write_text(CUE.replace("Opening Credits", "Opening Titles"), "utf-8")
+    os.utime(cue, ns=(cue.stat().st_atime_ns, cue.stat().st_mtime_ns + 10**9))
+    again = await scan(root)
+    assert again.books_updated == 1
+    _, f = _file(await export(pool), "Austen/Persuasion/the book.flac")
+    assert [c["title"] for c in f["chapters"]][:2] == ["Opening Titles", "Chapter One: \u00dcber"]
+
+    unchanged = await scan(root)
+    assert (unchanged.books_updated, unchanged.books_unchanged) == (0, 1)
+
+
 # The corpus's real files that carry the new fields (MANIFEST.md): beets writes the same
 # placeholder set in every container, TRCK "2/3" / TPOS "4/5" or TRACKTOTAL/DISCTOTAL.
 CORPUS_AUDIO = {

@@ -22,7 +22,7 @@ from watchfiles import awatch
 
 from shelfscan.errors import one_line
 from shelfscan.formats.registry import format_for_name
-from shelfscan.formats.sidecars import SIDECAR_NAMES
+from shelfscan.formats.sidecars import is_sidecar_name
 from shelfscan.jobs.contract import ScanFolders
 from shelfscan.jobs.queue import JobQueue
 from shelfscan.jobs.store import enqueue_due_full_scans
@@ -86,7 +86,7 @@ def relevant(path: str) -> bool:
     name = os.path.basename(path)
     if name.startswith("."):
         return False
-    return format_for_name(name) is not None or name.lower() in SIDECAR_NAMES or "." not in name
+    return format_for_name(name) is not None or is_sidecar_name(name) or "." not in name
 
 
 class LibraryWatcher:

@@ -29,11 +29,13 @@ from shelfscan.formats.records import (
 from shelfscan.formats.text import clean, normalise_date, strip_html
 
 __all__ = [
+    "CUE_SUFFIX",
     "MAX_CHAPTERS",
     "MAX_JSON_BYTES",
     "MAX_OPF_BYTES",
     "MAX_TEXT_BYTES",
     "SIDECAR_NAMES",
+    "is_sidecar_name",
     "parse_abs_metadata_json",
     "parse_desc_txt",
     "parse_metadata_opf",
@@ -56,6 +58,20 @@ SIDECAR_NAMES: frozenset[str] = frozenset(
     }
 )
 """Lower-case file names the scanner treats as sidecars of the folder's book."""
+
+CUE_SUFFIX = ".cue"
+
+
+def is_sidecar_name(name: str) -> bool:
+    """A file the scanner tracks beside the books of its folder: a change re-reads them.
+
+    Cue sheets (any `*.cue`) count too: the FLAC beside one reads its chapters from it
+    (formats/audio/cue.py), so an edited sheet must refresh that book although the FLAC
+    itself did not change.
+    """
+    lower = name.lower()
+    return lower in SIDECAR_NAMES or lower.endswith(CUE_SUFFIX)
+
 
 MAX_OPF_BYTES = 4 * 1024 * 1024
 MAX_JSON_BYTES = 4 * 1024 * 1024

@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from shelfscan.formats.registry import format_for_name
-from shelfscan.formats.sidecars import SIDECAR_NAMES
+from shelfscan.formats.sidecars import is_sidecar_name
 
 IGNORED_SUFFIXES = (".part", ".tmp", ".crdownload", ".download", ".partial")
 
@@ -184,7 +184,7 @@ def walk_root(
                     continue
                 spec = format_for_name(name)
                 if spec is None or name.lower().endswith(IGNORED_SUFFIXES):
-                    if name.lower() in SIDECAR_NAMES:
+                    if is_sidecar_name(name):
                         sst = entry.stat()
                         result.sidecars.append(
                             DiskFile(

@@ -141,6 +141,8 @@ def read_sidecars(paths: tuple[str, ...], pack: CoverPack) -> SidecarData:
     problems: list[tuple[str, str]] = []
     for path in sorted(paths, key=_sidecar_rank):
         name = os.path.basename(path).lower()
+        if name.endswith(sidecars.CUE_SUFFIX):
+            continue  # tracked so an edit re-reads the folder; the FLAC parser reads it
         try:
             if _is_cover_sidecar(name):
                 if "cover" in found:
