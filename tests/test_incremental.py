@@ -337,7 +337,7 @@ def test_files_under_a_folder_that_cannot_be_listed_are_not_marked_missing() -> 
     }
     plan = diff([walk], known)
     assert [k.path for k in plan.missing] == ["gone/c.epub"]
-    assert [k.path for k in plan.unchanged] == ["open/a.epub"]
+    assert (plan.unchanged_files, plan.unchanged_books) == (1, {1})
 
 
 async def test_files_still_being_written_wait_for_a_later_pass(
@@ -447,3 +447,25 @@ async def test_permission_denied_clears_on_the_scan_after_the_fix(
     row = await pool.fetchrow("SELECT status, scan_error FROM shelfscan.files")
     assert (row["status"], row["scan_error"]) == ("ok", None)
     assert [b["title"] for b in await export(pool)] == ["Was Shut"]
+
+
+def test_an_unchanged_empty_file_in_error_is_not_read_again() -> None:
+    """An empty file cannot become readable while its size stays 0, so only the others are retried."""
+    from shelfscan.catalogue.known import KnownFile
+    from shelfscan.scan.diff import diff
+    from shelfscan.scan.discovery import DiskFile, RootWalk
+
+    walk = RootWalk(1, "/lib")
+    walk.files += [
+        DiskFile(1, "empty.epub", 0, 5, 7, 1, "epub"),
+        DiskFile(1, "broken.epub", 10, 5, 8, 1, "epub"),
+        DiskFile(1, "grown.epub", 10, 6, 9, 1, "epub"),
+    ]
+    known = {
+        (1, "empty.epub"): KnownFile(1, 1, 1, "empty.epub", 0, 5, 7, "error"),
+        (1, "broken.epub"): KnownFile(2, 2, 1, "broken.epub", 10, 5, 8, "error"),
+        (1, "grown.epub"): KnownFile(3, 3, 1, "grown.epub", 0, 5, 9, "error"),  # was empty
+    }
+    plan = diff([walk], known)
+    assert sorted(d.path for d, _ in plan.changed) == ["broken.epub", "grown.epub"]
+    assert (plan.unchanged_files, plan.unchanged_books, plan.missing) == (1, {1}, [])

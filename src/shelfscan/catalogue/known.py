@@ -31,27 +31,64 @@ _KNOWN_COLUMNS = (
 )
 
 
-def _known(r: asyncpg.Record) -> KnownFile:
-    return KnownFile(
-        r["id"],
-        r["book_id"],
-        r["root_id"],
-        from_db(r["path"], r["path_raw"]),
-        r["size"],
-        r["mtime_ns"],
-        r["inode"],
-        r["status"],
-        r["device"],
-        r["fingerprint"],
-    )
+_FETCH_BATCH = 5000
+
+
+class _KnownRows:
+    """Rows of `shelfscan.files` turned into `KnownFile`s, sharing what repeats.
+
+    A library-wide scan holds one `KnownFile` per file (a million in a big library), so
+    the values that repeat across rows are stored once: the status text and the
+    device number (asyncpg hands out a fresh object for each row's value). One per
+    load: nothing outlives the scan that asked.
+    """
+
+    def __init__(self) -> None:
+        self._shared: dict[object, object] = {}
+        self.files: dict[tuple[int, str], KnownFile] = {}
+
+    def add(self, rows: Sequence[asyncpg.Record]) -> None:
+        shared = self._shared.setdefault
+        files = self.files
+        for r in rows:
+            root_id: int = r["root_id"]
+            path = from_db(r["path"], r["path_raw"])
+            files[(root_id, path)] = KnownFile(
+                r["id"],
+                r["book_id"],
+                root_id,
+                path,
+                r["size"],
+                r["mtime_ns"],
+                r["inode"],
+                shared(r["status"], r["status"]),  # type: ignore[arg-type]
+                shared(r["device"], r["device"]),  # type: ignore[arg-type]
+                r["fingerprint"],
+            )
+
+    @classmethod
+    async def fetch(
+        cls, pool: asyncpg.Pool, query: str, *args: object
+    ) -> dict[tuple[int, str], KnownFile]:
+        """Run `query` through a cursor, `_FETCH_BATCH` rows at a time.
+
+        `pool.fetch` would hold every row as a Record until the last one arrived,
+        beside the `KnownFile`s built from them: at 200,000 files that doubled the
+        memory of this step. A batch's Records are dropped as soon as they are converted.
+        """
+        known = cls()
+        async with pool.acquire() as conn, conn.transaction():
+            cursor = await conn.cursor(query, *args)
+            while rows := await cursor.fetch(_FETCH_BATCH):
+                known.add(rows)
+        return known.files
 
 
 async def load_known_files(pool: asyncpg.Pool, library_id: int) -> dict[tuple[int, str], KnownFile]:
     """One bulk read: the diff must not cost a round trip per file."""
-    rows = await pool.fetch(
-        f"SELECT {_KNOWN_COLUMNS} FROM shelfscan.files WHERE library_id = $1", library_id
+    return await _KnownRows.fetch(
+        pool, f"SELECT {_KNOWN_COLUMNS} FROM shelfscan.files WHERE library_id = $1", library_id
     )
-    return {(k.root_id, k.path): k for k in map(_known, rows)}
 
 
 async def mark_missing(pool: asyncpg.Pool, library_id: int, file_ids: Sequence[int]) -> list[int]:
@@ -132,12 +169,12 @@ async def load_known_paths(
     pool: asyncpg.Pool, root_id: int, paths: Sequence[str]
 ) -> dict[tuple[int, str], KnownFile]:
     """The catalogue's rows for a few thousand named files (a part of a split scan)."""
-    rows = await pool.fetch(
+    return await _KnownRows.fetch(
+        pool,
         f"SELECT {_KNOWN_COLUMNS} FROM shelfscan.files WHERE root_id = $1 AND path = ANY($2::text[])",
         root_id,
         [to_db(p)[0] for p in paths],
     )
-    return {(k.root_id, k.path): k for k in map(_known, rows)}
 
 
 async def load_known_under(
@@ -145,22 +182,18 @@ async def load_known_under(
 ) -> dict[tuple[int, str], KnownFile]:
     """The catalogue's files below some folders of a root (a targeted scan)."""
     if "" in folders:
-        rows = await pool.fetch(
-            f"SELECT {_KNOWN_COLUMNS} FROM shelfscan.files WHERE root_id = $1", root_id
+        return await _KnownRows.fetch(
+            pool, f"SELECT {_KNOWN_COLUMNS} FROM shelfscan.files WHERE root_id = $1", root_id
         )
-    else:
-        prefixes = [to_db(f)[0].rstrip("/") + "/" for f in folders]
-        rows = await pool.fetch(
-            f"""SELECT {_KNOWN_COLUMNS} FROM shelfscan.files
-                WHERE root_id = $1 AND (path = ANY($2::text[]) OR path LIKE ANY($3::text[]))""",
-            root_id,
-            [p.rstrip("/") for p in prefixes],
-            [
-                p.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-                for p in prefixes
-            ],
-        )
-    return {(k.root_id, k.path): k for k in map(_known, rows)}
+    prefixes = [to_db(f)[0].rstrip("/") + "/" for f in folders]
+    return await _KnownRows.fetch(
+        pool,
+        f"""SELECT {_KNOWN_COLUMNS} FROM shelfscan.files
+            WHERE root_id = $1 AND (path = ANY($2::text[]) OR path LIKE ANY($3::text[]))""",
+        root_id,
+        [p.rstrip("/") for p in prefixes],
+        [p.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%" for p in prefixes],
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,10 +2,15 @@
 
 Unchanged files (same size, mtime in nanoseconds and inode) cost nothing more
 than the stat the walk already did, except files whose last read failed: the
-cause may have passed without touching the file, so they are read again. A new path that matches a vanished file by
+cause may have passed without touching the file, so they are read again (but
+not an empty file: nothing in it can change while its size stays 0). A new path that matches a vanished file by
 (device, inode) and size, or by content fingerprint, is that file moved: it
 keeps its row, its book and its edits. Only new files whose size equals a
 vanished file's are fingerprinted, so a move costs a couple of reads.
+
+Memory: a plan keeps only the files something happens to (new, changed, moved,
+restored, missing); unchanged files leave a count and their book ids, so the
+catalogue's view of a million files can be dropped as soon as planning is done.
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ class ScanPlan:
     new: list[DiskFile]
     changed: list[tuple[DiskFile, KnownFile]]
     restored: list[KnownFile]  # unchanged on disk, but the catalogue had them missing
-    unchanged: list[KnownFile]
+    unchanged_files: int
+    unchanged_books: set[int]
     missing: list[KnownFile]
     sidecars_changed: list[DiskFile]  # new or edited sidecars, to remember after the scan
     sidecars_gone: list[KnownSidecar]
@@ -49,8 +55,11 @@ def diff(
     new: list[DiskFile] = []
     changed: list[tuple[DiskFile, KnownFile]] = []
     restored: list[KnownFile] = []
-    unchanged: list[KnownFile] = []
-    seen: set[tuple[int, str]] = set()
+    unchanged_files = 0
+    unchanged_books: set[int] = set()
+    # What the walk did not show: a copy emptied as the walk goes (a `seen` set would hold a
+    # key per file on top of the catalogue's own).
+    unseen = dict(known)
     shielded: list[tuple[int, str]] = []  # (root id, folder prefix) we could not list
     scanned_roots: set[int] = set()
     known_sidecars = known_sidecars or {}
@@ -67,9 +76,7 @@ def diff(
         scanned_roots.add(walk.root_id)
         shielded.extend((walk.root_id, prefix + "/") for prefix in walk.unreadable)
         for f in walk.files:
-            key = (f.root_id, f.path)
-            seen.add(key)
-            k = known.get(key)
+            k = unseen.pop((f.root_id, f.path), None)
             if k is None:
                 new.append(f)
             elif (
@@ -80,19 +87,21 @@ def diff(
                 changed.append((f, k))
             elif k.status == "missing":
                 restored.append(k)
-            elif k.status == "error":
+            elif k.status == "error" and f.size:
                 # The cause may have passed (permissions fixed, a mount back, a copy
-                # completed in place): read it again. Files that are ok cost no read.
+                # completed in place): read it again. Files that are ok cost no read,
+                # nor do empty ones: an empty file stays unreadable until its size changes.
                 changed.append((f, k))
             else:
-                unchanged.append(k)
+                unchanged_files += 1
+                unchanged_books.add(k.book_id)
     vanished = [
         k
-        for key, k in known.items()
-        if key not in seen
-        and k.root_id in scanned_roots
+        for k in unseen.values()
+        if k.root_id in scanned_roots
         and not any(k.root_id == rid and k.path.startswith(prefix) for rid, prefix in shielded)
     ]
+    del unseen
     moved = _match_moves(new, vanished, fingerprint) if new and vanished else []
     if moved:
         moved_ids = {k.id for _, k in moved}
@@ -107,7 +116,16 @@ def diff(
     ]
     refresh.update((ks.root_id, posixpath.dirname(ks.path)) for ks in sidecars_gone)
     return ScanPlan(
-        new, changed, restored, unchanged, missing, sidecars_changed, sidecars_gone, refresh, moved
+        new,
+        changed,
+        restored,
+        unchanged_files,
+        unchanged_books,
+        missing,
+        sidecars_changed,
+        sidecars_gone,
+        refresh,
+        moved,
     )
 
 

@@ -152,6 +152,9 @@ def walk_root(
         result.error = f"library root {root} is not a folder"
         return result
     seen_dirs = {(st.st_dev, st.st_ino)}
+    # One object per distinct device number and format name, not one per file: a walk of a
+    # million files keeps a DiskFile for each until planning is done.
+    shared: dict[object, object] = {}
     stack: list[tuple[str, str]] = [(root, "")]
     if start:
         top = os.path.join(root, start)
@@ -205,6 +208,7 @@ def walk_root(
                 continue
             if not stat_mod.S_ISREG(fst.st_mode):
                 continue
+            fmt = spec.format_of(name)
             result.files.append(
                 DiskFile(
                     root_id,
@@ -212,8 +216,8 @@ def walk_root(
                     fst.st_size,
                     fst.st_mtime_ns,
                     fst.st_ino,
-                    fst.st_dev,
-                    spec.format_of(name),
+                    shared.setdefault(fst.st_dev, fst.st_dev),  # type: ignore[arg-type]
+                    shared.setdefault(fmt, fmt),  # type: ignore[arg-type]
                 )
             )
     return result

@@ -258,7 +258,7 @@ class Scanner:
             files_seen=files_seen,
             new=len(plan.new),
             changed=len(plan.changed),
-            unchanged=len(plan.unchanged),
+            unchanged=plan.unchanged_files,
             missing=len(plan.missing),
             moved=len(plan.moved),
             sidecars_changed=len(plan.sidecars_changed) + len(plan.sidecars_gone),
@@ -420,4 +420,4 @@ def _walk_all(library: Library, ignore: IgnoreRules) -> list[RootWalk]:
 
 
 def _unchanged_books(plan: ScanPlan) -> int:
-    return len({k.book_id for k in plan.unchanged} | {k.book_id for _, k in plan.moved})
+    return len(plan.unchanged_books | {k.book_id for _, k in plan.moved})

@@ -108,17 +108,34 @@ def plan_units(
     touched: set[tuple[int, str]],
     refresh_folders: set[FolderKey],
 ) -> list[Unit]:
-    """Units to read: those with a new or changed file, or a changed sidecar."""
-    files_by_folder: dict[FolderKey, list[DiskFile]] = defaultdict(list)
+    """Units to read: those with a new or changed file, or a changed sidecar.
+
+    Only the folders holding such a file are grouped: a no-change rescan of a million
+    files builds no per-folder lists at all, and a small change builds a few.
+    """
+    # Keyed by the dirty folders alone; a walked file's key is looked up and dropped.
+    files_by_folder: dict[FolderKey, list[DiskFile]] = {
+        (root_id, book_folder(path)): [] for root_id, path in touched
+    }
+    files_by_folder.update((key, []) for key in refresh_folders if key not in files_by_folder)
+    if not files_by_folder:
+        return []
     sidecars_by_folder: dict[FolderKey, list[DiskFile]] = defaultdict(list)
+    in_walk_order: list[list[DiskFile]] = []  # units come out in the order the walk found them
     for walk in walks:
         for f in walk.files:
-            files_by_folder[(f.root_id, book_folder(f.path))].append(f)
+            in_folder = files_by_folder.get((f.root_id, book_folder(f.path)))
+            if in_folder is not None:
+                if not in_folder:
+                    in_walk_order.append(in_folder)
+                in_folder.append(f)
         for s in walk.sidecars:
             sidecars_by_folder[(s.root_id, posixpath.dirname(s.path))].append(s)
+    del files_by_folder
     units: list[Unit] = []
-    for key, files in files_by_folder.items():
-        root_id, folder = key
+    for files in in_walk_order:
+        root_id, folder = files[0].root_id, book_folder(files[0].path)
+        key = (root_id, folder)
         dirty = [f for f in files if (root_id, f.path) in touched]
         if not dirty and key not in refresh_folders:
             continue  # nothing new here (a no-change rescan): no names to compare
