@@ -183,8 +183,9 @@ class Scanner:
         options = request.options or self.options
         settle_s = options.settle_s
         if request.scope is ScanScope.LIBRARY:
-            walks = await asyncio.to_thread(_walk_all, library, options.ignore)
+            # The catalogue first: the walk then shares its path strings (see walk_root).
             known = await load_known_files(self.pool, library.id)
+            walks = await asyncio.to_thread(_walk_all, library, options.ignore, known)
             for walk in walks:
                 guard_root(walk, bool(walk.files), _held(known, walk.root_id))
             sidecars = await load_known_sidecars(self.pool, library.id)
@@ -193,10 +194,10 @@ class Scanner:
         assert root_id is not None
         if request.scope is ScanScope.FOLDERS:
             folders = _outermost(list(request.paths))
-            walk, root_shows_files = await asyncio.to_thread(
-                _walk_folders, root_id, root, folders, options.ignore
-            )
             known = await load_known_under(self.pool, root_id, folders)
+            walk, root_shows_files = await asyncio.to_thread(
+                _walk_folders, root_id, root, folders, options.ignore, known
+            )
             guard_root(walk, root_shows_files, _held(known, root_id))
             sidecars = {
                 k: v
@@ -378,7 +379,11 @@ def _split_settling(units: list[Unit], settle_s: float) -> tuple[list[Unit], lis
 
 
 def _walk_folders(
-    root_id: int, root: str, folders: list[str], ignore: IgnoreRules
+    root_id: int,
+    root: str,
+    folders: list[str],
+    ignore: IgnoreRules,
+    known: dict[tuple[int, str], KnownFile],
 ) -> tuple[RootWalk, bool]:
     """One walk of some folders of a root, and whether the root shows anything at all.
 
@@ -387,7 +392,7 @@ def _walk_folders(
     """
     merged = RootWalk(root_id, root)
     for folder in folders:
-        walk = walk_root(root_id, root, folder, ignore)
+        walk = walk_root(root_id, root, folder, ignore, known)
         if walk.error:
             return walk, False
         merged.files.extend(walk.files)
@@ -415,8 +420,12 @@ def _outermost(folders: list[str]) -> list[str]:
     return chosen
 
 
-def _walk_all(library: Library, ignore: IgnoreRules) -> list[RootWalk]:
-    return [walk_root(root.id, str(root.path), ignore=ignore) for root in library.roots]
+def _walk_all(
+    library: Library, ignore: IgnoreRules, known: dict[tuple[int, str], KnownFile]
+) -> list[RootWalk]:
+    return [
+        walk_root(root.id, str(root.path), ignore=ignore, known=known) for root in library.roots
+    ]
 
 
 def _unchanged_books(plan: ScanPlan) -> int:
