@@ -186,14 +186,14 @@ async def test_the_watcher_starts_no_scan_for_changes_in_junk(pool: asyncpg.Pool
 
 def test_a_walk_shares_the_catalogues_path_strings(tmp_path: Path) -> None:
     """On a rescan a file's path is held once: the walk takes the catalogue's string."""
-    from shelfscan.catalogue.known import KnownFile
+    from shelfscan.catalogue.known import KnownFile, KnownFiles
 
     (tmp_path / "Author").mkdir()
     (tmp_path / "Author" / "Book.epub").write_bytes(b"x")
     (tmp_path / "New.epub").write_bytes(b"y")
     st = (tmp_path / "Author" / "Book.epub").stat()
     path = "".join(["Author/", "Book.epub"])  # a string object of its own, as a row gives
-    known = {(1, path): KnownFile(1, 1, 1, path, st.st_size, st.st_mtime_ns, st.st_ino, "ok")}
+    known = KnownFiles.of([KnownFile(1, 1, 1, path, st.st_size, st.st_mtime_ns, st.st_ino, "ok")])
     files = {f.path: f for f in walk_root(1, str(tmp_path), known=known).files}
     assert sorted(files) == ["Author/Book.epub", "New.epub"]
     assert files["Author/Book.epub"].path is path

@@ -21,7 +21,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from shelfscan.catalogue.known import KnownFile, KnownSidecar
+from shelfscan.catalogue.known import KnownFile, KnownFiles, KnownSidecar
 from shelfscan.scan.discovery import DiskFile, RootWalk
 
 
@@ -57,9 +57,9 @@ def diff(
     restored: list[KnownFile] = []
     unchanged_files = 0
     unchanged_books: set[int] = set()
-    # What the walk did not show: a copy emptied as the walk goes (a `seen` set would hold a
-    # key per file on top of the catalogue's own).
-    unseen = dict(known)
+    if not isinstance(known, KnownFiles):
+        known = KnownFiles.of(known.values())
+    seen = bytearray(len(known))  # by catalogue row: a byte a file, not a key tuple and a set slot
     shielded: list[tuple[int, str]] = []  # (root id, folder prefix) we could not list
     scanned_roots: set[int] = set()
     known_sidecars = known_sidecars or {}
@@ -76,32 +76,34 @@ def diff(
         scanned_roots.add(walk.root_id)
         shielded.extend((walk.root_id, prefix + "/") for prefix in walk.unreadable)
         for f in walk.files:
-            k = unseen.pop((f.root_id, f.path), None)
-            if k is None:
+            row = known.row(f.root_id, f.path)
+            if row is None:
                 new.append(f)
-            elif (
-                k.size != f.size
-                or k.mtime_ns != f.mtime_ns
-                or (k.inode is not None and k.inode != f.inode)
-            ):
-                changed.append((f, k))
-            elif k.status == "missing":
-                restored.append(k)
-            elif k.status == "error" and f.size:
+                continue
+            seen[row] = 1
+            status = known.status(row)
+            if not known.same_stat(row, f.size, f.mtime_ns, f.inode):
+                changed.append((f, known.at(row)))
+            elif status == "missing":
+                restored.append(known.at(row))
+            elif status == "error" and f.size:
                 # The cause may have passed (permissions fixed, a mount back, a copy
                 # completed in place): read it again. Files that are ok cost no read,
                 # nor do empty ones: an empty file stays unreadable until its size changes.
-                changed.append((f, k))
+                changed.append((f, known.at(row)))
             else:
                 unchanged_files += 1
-                unchanged_books.add(k.book_id)
-    vanished = [
-        k
-        for k in unseen.values()
-        if k.root_id in scanned_roots
-        and not any(k.root_id == rid and k.path.startswith(prefix) for rid, prefix in shielded)
-    ]
-    del unseen
+                unchanged_books.add(known.book_of(row))
+    vanished = []
+    row = seen.find(0)
+    while row != -1:
+        k = known.at(row)
+        if k.root_id in scanned_roots and not any(
+            k.root_id == rid and k.path.startswith(prefix) for rid, prefix in shielded
+        ):
+            vanished.append(k)
+        row = seen.find(0, row + 1)
+    del seen
     moved = _match_moves(new, vanished, fingerprint) if new and vanished else []
     if moved:
         moved_ids = {k.id for _, k in moved}

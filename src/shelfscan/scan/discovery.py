@@ -23,10 +23,10 @@ import fnmatch
 import os
 import re
 import stat as stat_mod
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from shelfscan.catalogue.known import KnownFile
+from shelfscan.catalogue.known import KnownFiles
 from shelfscan.formats.registry import format_for_name
 from shelfscan.formats.sidecars import SIDECAR_NAMES
 
@@ -137,7 +137,7 @@ def walk_root(
     root: str,
     start: str = "",
     ignore: IgnoreRules = DEFAULT_RULES,
-    known: Mapping[tuple[int, str], KnownFile] | None = None,
+    known: KnownFiles | None = None,
 ) -> RootWalk:
     """Every supported file under `root` (or only under its sub-folder `start`).
 
@@ -146,8 +146,8 @@ def walk_root(
     files, not an error.
 
     With `known` (what the catalogue holds, loaded before the walk), a file it
-    holds takes the catalogue's path string and equal numbers instead of new
-    copies: on a rescan each file's path is then in memory once, not twice.
+    holds takes the catalogue's path string instead of a new copy: on a rescan
+    each file's path is then in memory once, not twice.
     """
     result = RootWalk(root_id, root)
     if start and ignore.skips_path(start):
@@ -218,20 +218,15 @@ def walk_root(
             if not stat_mod.S_ISREG(fst.st_mode):
                 continue
             fmt = spec.format_of(name)
-            size, mtime_ns, inode = fst.st_size, fst.st_mtime_ns, fst.st_ino
-            k = known.get((root_id, child_rel)) if known else None
-            if k is not None:
-                child_rel = k.path
-                size = k.size if k.size == size else size
-                mtime_ns = k.mtime_ns if k.mtime_ns == mtime_ns else mtime_ns
-                inode = k.inode if k.inode == inode and k.inode is not None else inode
+            if known:
+                child_rel = known.path_of(root_id, child_rel) or child_rel
             result.files.append(
                 DiskFile(
                     root_id,
                     child_rel,
-                    size,
-                    mtime_ns,
-                    inode,
+                    fst.st_size,
+                    fst.st_mtime_ns,
+                    fst.st_ino,
                     shared.setdefault(fst.st_dev, fst.st_dev),  # type: ignore[arg-type]
                     shared.setdefault(fmt, fmt),  # type: ignore[arg-type]
                 )

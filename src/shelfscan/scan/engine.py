@@ -26,7 +26,8 @@ import asyncio
 import dataclasses
 import os
 import time
-from collections.abc import Sequence
+from collections import ChainMap
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -34,6 +35,7 @@ import asyncpg
 from shelfscan.catalogue.entities import EntityResolver
 from shelfscan.catalogue.known import (
     KnownFile,
+    KnownFiles,
     KnownSidecar,
     Move,
     apply_moves,
@@ -187,7 +189,7 @@ class Scanner:
             known = await load_known_files(self.pool, library.id)
             walks = await asyncio.to_thread(_walk_all, library, options.ignore, known)
             for walk in walks:
-                guard_root(walk, bool(walk.files), _held(known, walk.root_id))
+                guard_root(walk, bool(walk.files), known.held(walk.root_id))
             sidecars = await load_known_sidecars(self.pool, library.id)
             return await self._survey(walks, known, sidecars, reporter, settle_s)
         root_id, root = request.root_id, request.root()
@@ -198,7 +200,7 @@ class Scanner:
             walk, root_shows_files = await asyncio.to_thread(
                 _walk_folders, root_id, root, folders, options.ignore, known
             )
-            guard_root(walk, root_shows_files, _held(known, root_id))
+            guard_root(walk, root_shows_files, known.held(root_id))
             sidecars = {
                 k: v
                 for k, v in (await load_known_sidecars(self.pool, library.id)).items()
@@ -220,7 +222,7 @@ class Scanner:
     async def _survey(
         self,
         walks: list[RootWalk],
-        known: dict[tuple[int, str], KnownFile],
+        known: KnownFiles,
         known_sidecars: dict[tuple[int, str], KnownSidecar],
         reporter: ScanReporter,
         settle_s: float,
@@ -235,12 +237,11 @@ class Scanner:
             # Fields read off the old path are stale: those books are re-read from the new one.
             stale = await books_with_path_fields(self.pool, [k.book_id for _, k in plan.moved])
             touched = touched | {(d.root_id, d.path) for d, k in plan.moved if k.book_id in stale}
-            # Group as if the moves were applied (they are, in `_reconcile`): a copy, so
-            # the caller's view of the catalogue stays what the catalogue says.
-            known = dict(known)
-            for d, k in plan.moved:
-                known.pop((k.root_id, k.path), None)
-                known[(d.root_id, d.path)] = dataclasses.replace(
+            # Group as if the moves were applied (they are, in `_reconcile`): their new
+            # places over the catalogue's view, which stays what the catalogue says (the
+            # old paths were not walked, so grouping never asks for them).
+            moved_to: dict[tuple[int, str], KnownFile] = {
+                (d.root_id, d.path): dataclasses.replace(
                     k,
                     root_id=d.root_id,
                     path=d.path,
@@ -248,7 +249,16 @@ class Scanner:
                     mtime_ns=d.mtime_ns,
                     inode=d.inode,
                 )
-        units = plan_units(walks, known, touched, plan.refresh_folders)
+                for d, k in plan.moved
+            }
+            # ChainMap only reads the maps after the first (typeshed asks for mutable ones).
+            grouping_view: Mapping[tuple[int, str], KnownFile] = ChainMap(
+                moved_to,
+                known,  # type: ignore[arg-type]
+            )
+        else:
+            grouping_view = known
+        units = plan_units(walks, grouping_view, touched, plan.refresh_folders)
         units, settling = _split_settling(units, settle_s)
         for unit in settling:
             for disk, _ in unit.files:
@@ -362,10 +372,6 @@ def guard_root(walk: RootWalk, shows_files: bool, held: int) -> None:
         )
 
 
-def _held(known: dict[tuple[int, str], KnownFile], root_id: int) -> int:
-    return sum(1 for k in known.values() if k.root_id == root_id and k.status != "missing")
-
-
 def _split_settling(units: list[Unit], settle_s: float) -> tuple[list[Unit], list[Unit]]:
     """Units with a file modified within `settle_s` (likely still being copied) wait for later."""
     if settle_s <= 0:
@@ -383,7 +389,7 @@ def _walk_folders(
     root: str,
     folders: list[str],
     ignore: IgnoreRules,
-    known: dict[tuple[int, str], KnownFile],
+    known: KnownFiles,
 ) -> tuple[RootWalk, bool]:
     """One walk of some folders of a root, and whether the root shows anything at all.
 
@@ -420,9 +426,7 @@ def _outermost(folders: list[str]) -> list[str]:
     return chosen
 
 
-def _walk_all(
-    library: Library, ignore: IgnoreRules, known: dict[tuple[int, str], KnownFile]
-) -> list[RootWalk]:
+def _walk_all(library: Library, ignore: IgnoreRules, known: KnownFiles) -> list[RootWalk]:
     return [
         walk_root(root.id, str(root.path), ignore=ignore, known=known) for root in library.roots
     ]
