@@ -198,3 +198,23 @@ def test_a_walk_shares_the_catalogues_path_strings(tmp_path: Path) -> None:
     assert sorted(files) == ["Author/Book.epub", "New.epub"]
     assert files["Author/Book.epub"].path is path
     assert files["Author/Book.epub"].mtime_ns == st.st_mtime_ns
+
+
+def test_linked_folders_are_walked_once_and_never_in_a_loop(tmp_path: Path) -> None:
+    """A link back up (a loop), a link to a folder inside the root and a second link to the same
+    outside folder are skipped; the first link to an outside folder is followed."""
+    root, outside = tmp_path / "lib", tmp_path / "elsewhere"
+    (root / "Author").mkdir(parents=True)
+    (root / "Author" / "Book.epub").write_bytes(b"x")
+    outside.mkdir()
+    (outside / "Far.epub").write_bytes(b"y")
+    (root / "Author" / "loop").symlink_to(root)
+    (root / "again").symlink_to(root / "Author")
+    (root / "far").symlink_to(outside)
+    (root / "zz-far-too").symlink_to(outside)
+    (root / "up").symlink_to(tmp_path)  # holds the root: walking it would list the root again
+    paths = sorted(f.path for f in walk_root(1, str(root)).files)
+    assert paths in (
+        ["Author/Book.epub", "far/Far.epub"],
+        ["Author/Book.epub", "zz-far-too/Far.epub"],
+    )

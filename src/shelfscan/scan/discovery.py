@@ -160,7 +160,10 @@ def walk_root(
     if not stat_mod.S_ISDIR(st.st_mode):
         result.error = f"library root {root} is not a folder"
         return result
-    seen_dirs = {(st.st_dev, st.st_ino)}
+    # Only a symlinked folder can lead the walk in a loop or twice over the same files, so
+    # only those are resolved; a set of every folder walked cost ~140 bytes a folder (a
+    # million-file library has over a million folders). The folders already covered:
+    covered = [os.path.realpath(root)]
     # One object per distinct device number and format name, not one per file: a walk of a
     # million files keeps a DiskFile for each until planning is done.
     shared: dict[object, object] = {}
@@ -188,11 +191,14 @@ def walk_root(
             child_rel = f"{rel}/{name}" if rel else name
             try:
                 if entry.is_dir():
-                    dst = entry.stat()
-                    key = (dst.st_dev, dst.st_ino)
-                    if key not in seen_dirs:  # symlink loops
-                        seen_dirs.add(key)
-                        stack.append((entry.path, child_rel))
+                    if entry.is_symlink():
+                        # A link to a folder inside the root (walked under its real path),
+                        # to one holding the root, or into a link already followed: skipped.
+                        target = os.path.realpath(entry.path)
+                        if any(_nested(target, c) for c in covered):
+                            continue
+                        covered.append(target)
+                    stack.append((entry.path, child_rel))
                     continue
                 spec = format_for_name(name)
                 if spec is None or name.lower().endswith(IGNORED_SUFFIXES):
@@ -232,6 +238,12 @@ def walk_root(
                 )
             )
     return result
+
+
+def _nested(a: str, b: str) -> bool:
+    """One of two absolute real paths is the other or inside it."""
+    short, long = (a, b) if len(a) <= len(b) else (b, a)
+    return long == short or long.startswith(short.rstrip("/") + "/")
 
 
 def stat_files(
