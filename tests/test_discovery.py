@@ -159,7 +159,7 @@ def test_walk_with_custom_rules_reaches_a_hidden_folder(tmp_path: Path) -> None:
 def test_targeted_walk_below_a_junk_folder_finds_nothing(tmp_path: Path) -> None:
     _touch(tmp_path, "Author/@eaDir/Book.epub/SYNOINDEX.epub")
     _touch(tmp_path, "Author/Book.epub")
-    assert walk_root(1, str(tmp_path), "Author/@eaDir").files == []
+    assert list(walk_root(1, str(tmp_path), "Author/@eaDir").files) == []
     assert [f.path for f in walk_root(1, str(tmp_path), "Author").files] == ["Author/Book.epub"]
 
 
@@ -218,3 +218,19 @@ def test_linked_folders_are_walked_once_and_never_in_a_loop(tmp_path: Path) -> N
         ["Author/Book.epub", "far/Far.epub"],
         ["Author/Book.epub", "zz-far-too/Far.epub"],
     )
+
+
+def test_a_walks_compact_file_list_gives_back_every_file_as_it_was_stored() -> None:
+    from shelfscan.scan.discovery import DiskFile, DiskFiles
+
+    files = [
+        DiskFile(1, "a/x.epub", 0, -5, 2**64 - 1, 2**40, "epub"),  # an inode past 2**63
+        DiskFile(2, "caf\udce9.cbz", 7, 10**18, 3, 4, "cbz"),  # a non-UTF-8 name
+        DiskFile(1, "b/y.mp3", 9, 6, 8, 2**40, "mp3"),
+    ]
+    stored = DiskFiles(files[:1])
+    stored += files[1:2]
+    stored.append(files[2])
+    assert list(stored) == files and len(stored) == 3 and stored
+    assert (stored[-1], stored[1:]) == (files[2], files[1:])
+    assert not DiskFiles()

@@ -235,7 +235,7 @@ def _disk(path: str, fmt: str | None = None) -> DiskFile:
 
 def _units(paths: list[str], sidecars: list[str], touched: list[str] | None = None) -> list[Unit]:
     walk = RootWalk(1, "/lib")
-    walk.files = [_disk(p) for p in paths]
+    walk.files.extend(_disk(p) for p in paths)
     walk.sidecars = [_disk(p, "sidecar") for p in sidecars]
     known: dict[tuple[int, str], KnownFile] = {}
     return plan_units(

@@ -39,11 +39,12 @@ class ScanPlan:
     moved: list[tuple[DiskFile, KnownFile]] = field(default_factory=list)  # new place, old row
 
     @property
-    def touched(self) -> set[tuple[int, str]]:
-        """(root id, path) of every file to read: new or changed."""
-        return {(d.root_id, d.path) for d in self.new} | {
-            (d.root_id, d.path) for d, _ in self.changed
-        }
+    def touched(self) -> dict[tuple[int, str], DiskFile]:
+        """Every file to read, new or changed, by (root id, path): grouping puts these very
+        objects in its units, so a file read is in memory once."""
+        chosen = {(d.root_id, d.path): d for d in self.new}
+        chosen.update(((d.root_id, d.path), d) for d, _ in self.changed)
+        return chosen
 
 
 def diff(

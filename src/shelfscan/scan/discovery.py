@@ -23,8 +23,10 @@ import fnmatch
 import os
 import re
 import stat as stat_mod
-from collections.abc import Iterable
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import overload
 
 from shelfscan.catalogue.known import KnownFiles
 from shelfscan.formats.registry import format_for_name
@@ -119,11 +121,98 @@ class DiskFile:
     format: str
 
 
+class DiskFiles(Sequence[DiskFile]):
+    """A walk's files, stored in columns; a `DiskFile` is made for each one read out.
+
+    A walk holds every file of a root until planning is done (a million in a big
+    library), and a `DiskFile` object with its number objects cost ~160 bytes on
+    top of its path string. Here a file costs its path string (on a rescan, the
+    catalogue's own: see `walk_root`) and ~41 bytes of arrays; planning keeps a
+    `DiskFile` only for the files it reads.
+    """
+
+    __slots__ = (
+        "_codes",
+        "_device",
+        "_format",
+        "_formats",
+        "_inode",
+        "_mtime",
+        "_paths",
+        "_root",
+        "_size",
+    )
+
+    def __init__(self, files: Iterable[DiskFile] = ()) -> None:
+        self._root = array("q")
+        self._paths: list[str] = []
+        self._size = array("q")
+        self._mtime = array("q")
+        self._inode = array("Q")
+        self._device = array("Q")
+        self._format = bytearray()  # an index into _formats
+        self._formats: list[str] = []
+        self._codes: dict[str, int] = {}
+        self.extend(files)
+
+    def add(
+        self, root_id: int, path: str, size: int, mtime_ns: int, inode: int, device: int, fmt: str
+    ) -> None:
+        code = self._codes.get(fmt)
+        if code is None:
+            code = self._codes[fmt] = len(self._formats)
+            self._formats.append(fmt)
+        self._format.append(code)  # ValueError past 256 formats: the registry has ~20
+        self._root.append(root_id)
+        self._paths.append(path)
+        self._size.append(size)
+        self._mtime.append(mtime_ns)
+        self._inode.append(inode)
+        self._device.append(device)
+
+    def append(self, f: DiskFile) -> None:
+        self.add(f.root_id, f.path, f.size, f.mtime_ns, f.inode, f.device, f.format)
+
+    def extend(self, files: Iterable[DiskFile]) -> None:
+        for f in files:
+            self.append(f)
+
+    def __iadd__(self, files: Iterable[DiskFile]) -> DiskFiles:
+        self.extend(files)
+        return self
+
+    def at(self, i: int) -> DiskFile:
+        return DiskFile(
+            self._root[i],
+            self._paths[i],
+            self._size[i],
+            self._mtime[i],
+            self._inode[i],
+            self._device[i],
+            self._formats[self._format[i]],
+        )
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+    def __iter__(self) -> Iterator[DiskFile]:
+        return map(self.at, range(len(self._paths)))
+
+    @overload
+    def __getitem__(self, i: int) -> DiskFile: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[DiskFile]: ...
+    def __getitem__(self, i: int | slice) -> DiskFile | list[DiskFile]:
+        if isinstance(i, slice):
+            return [self.at(j) for j in range(len(self._paths))[i]]
+        return self.at(range(len(self._paths))[i])
+
+
 @dataclass(slots=True)
 class RootWalk:
     root_id: int
     root: str
-    files: list[DiskFile] = field(default_factory=list)
+    files: DiskFiles = field(default_factory=DiskFiles)
     sidecars: list[DiskFile] = field(
         default_factory=list
     )  # metadata.opf, cover.jpg, ... (format "sidecar")
@@ -164,9 +253,6 @@ def walk_root(
     # only those are resolved; a set of every folder walked cost ~140 bytes a folder (a
     # million-file library has over a million folders). The folders already covered:
     covered = [os.path.realpath(root)]
-    # One object per distinct device number and format name, not one per file: a walk of a
-    # million files keeps a DiskFile for each until planning is done.
-    shared: dict[object, object] = {}
     stack: list[tuple[str, str]] = [(root, "")]
     if start:
         top = os.path.join(root, start)
@@ -226,16 +312,8 @@ def walk_root(
             fmt = spec.format_of(name)
             if known:
                 child_rel = known.path_of(root_id, child_rel) or child_rel
-            result.files.append(
-                DiskFile(
-                    root_id,
-                    child_rel,
-                    fst.st_size,
-                    fst.st_mtime_ns,
-                    fst.st_ino,
-                    shared.setdefault(fst.st_dev, fst.st_dev),  # type: ignore[arg-type]
-                    shared.setdefault(fmt, fmt),  # type: ignore[arg-type]
-                )
+            result.files.add(
+                root_id, child_rel, fst.st_size, fst.st_mtime_ns, fst.st_ino, fst.st_dev, fmt
             )
     return result
 

@@ -215,7 +215,7 @@ class Scanner:
         refresh = {(root_id, os.path.dirname(p)) for p in sidecar_paths}
         # The parent chose every named file to be read (new, changed, in a folder whose sidecars
         # changed, or moved with fields from its old path): the part reads them all.
-        touched = {(root_id, d.path) for d in walk.files}
+        touched = {(root_id, d.path): d for d in walk.files}
         units = plan_units([walk], known, touched, refresh)
         return Survey(plan, {root_id: root}, units, [], len(walk.files))
 
@@ -236,7 +236,7 @@ class Scanner:
         if plan.moved:
             # Fields read off the old path are stale: those books are re-read from the new one.
             stale = await books_with_path_fields(self.pool, [k.book_id for _, k in plan.moved])
-            touched = touched | {(d.root_id, d.path) for d, k in plan.moved if k.book_id in stale}
+            touched.update(((d.root_id, d.path), d) for d, k in plan.moved if k.book_id in stale)
             # Group as if the moves were applied (they are, in `_reconcile`): their new
             # places over the catalogue's view, which stays what the catalogue says (the
             # old paths were not walked, so grouping never asks for them).

@@ -37,6 +37,7 @@ import posixpath
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 from shelfscan import names
@@ -105,14 +106,17 @@ def disc_of_path(path: str) -> int:
 def plan_units(
     walks: Iterable[RootWalk],
     known: Mapping[tuple[int, str], KnownFile],
-    touched: set[tuple[int, str]],
+    touched: Mapping[tuple[int, str], DiskFile] | AbstractSet[tuple[int, str]],
     refresh_folders: set[FolderKey],
 ) -> list[Unit]:
     """Units to read: those with a new or changed file, or a changed sidecar.
 
     Only the folders holding such a file are grouped: a no-change rescan of a million
-    files builds no per-folder lists at all, and a small change builds a few.
+    files builds no per-folder lists at all, and a small change builds a few. When
+    `touched` maps to the planned `DiskFile`s, units hold those objects (not a second
+    copy read out of the walk).
     """
+    planned = touched if isinstance(touched, Mapping) else {}
     # Keyed by the dirty folders alone; a walked file's key is looked up and dropped.
     files_by_folder: dict[FolderKey, list[DiskFile]] = {
         (root_id, book_folder(path)): [] for root_id, path in touched
@@ -128,7 +132,7 @@ def plan_units(
             if in_folder is not None:
                 if not in_folder:
                     in_walk_order.append(in_folder)
-                in_folder.append(f)
+                in_folder.append(planned.get((f.root_id, f.path), f))
         for s in walk.sidecars:
             sidecars_by_folder[(s.root_id, posixpath.dirname(s.path))].append(s)
     del files_by_folder
@@ -157,7 +161,7 @@ def plan_units(
             by_stem[stem_key(f.path)].append(f)
         for same_name in by_stem.values():
             paths = [(root_id, f.path) for f in same_name]
-            if not touched.isdisjoint(paths):
+            if any(p in touched for p in paths):
                 units.append(
                     Unit(
                         root_id,
