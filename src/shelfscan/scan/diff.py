@@ -9,7 +9,7 @@ keeps its row, its book and its edits. Only new files whose size equals a
 vanished file's are fingerprinted, so a move costs a couple of reads.
 
 Memory: a plan keeps only the files something happens to (new, changed, moved,
-restored, missing); unchanged files leave a count and their book ids, so the
+restored, missing); unchanged files leave a count and an array of their book ids, so the
 catalogue's view of a million files can be dropped as soon as planning is done.
 """
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+from array import array
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ class ScanPlan:
     changed: list[tuple[DiskFile, KnownFile]]
     restored: list[KnownFile]  # unchanged on disk, but the catalogue had them missing
     unchanged_files: int
-    unchanged_books: set[int]
+    unchanged_books: array[int]  # one entry per unchanged file (a set of a million ints: 60 MB)
     missing: list[KnownFile]
     sidecars_changed: list[DiskFile]  # new or edited sidecars, to remember after the scan
     sidecars_gone: list[KnownSidecar]
@@ -57,7 +58,7 @@ def diff(
     changed: list[tuple[DiskFile, KnownFile]] = []
     restored: list[KnownFile] = []
     unchanged_files = 0
-    unchanged_books: set[int] = set()
+    unchanged_books = array("q")
     if not isinstance(known, KnownFiles):
         known = KnownFiles.of(known.values())
     seen = bytearray(len(known))  # by catalogue row: a byte a file, not a key tuple and a set slot
@@ -94,7 +95,7 @@ def diff(
                 changed.append((f, known.at(row)))
             else:
                 unchanged_files += 1
-                unchanged_books.add(known.book_of(row))
+                unchanged_books.append(known.book_of(row))
     vanished = []
     row = seen.find(0)
     while row != -1:

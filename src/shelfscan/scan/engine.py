@@ -433,4 +433,8 @@ def _walk_all(library: Library, ignore: IgnoreRules, known: KnownFiles) -> list[
 
 
 def _unchanged_books(plan: ScanPlan) -> int:
-    return len(plan.unchanged_books | {k.book_id for _, k in plan.moved})
+    """Distinct books among unchanged and moved files; counted after the scan, when the
+    walk and the catalogue's view are gone."""
+    books = set(plan.unchanged_books)
+    books.update(k.book_id for _, k in plan.moved)
+    return len(books)
