@@ -262,7 +262,7 @@ def test_a_flat_folder_gives_one_unit_per_name() -> None:
         ["Books/Emma.epub"],
         ["Books/Persuasion.epub"],
     ]
-    assert all(u.sidecars == [] for u in units)
+    assert all(not u.sidecars for u in units)
 
 
 def test_a_changed_format_rereads_its_siblings_only() -> None:

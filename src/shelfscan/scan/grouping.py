@@ -38,7 +38,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from shelfscan import names
 from shelfscan.catalogue.known import KnownFile
@@ -80,7 +80,7 @@ class Unit:
     root_id: int
     folder: str
     files: list[tuple[DiskFile, KnownFile | None]]
-    sidecars: list[DiskFile] = field(default_factory=list)
+    sidecars: Sequence[DiskFile] = ()  # shared empty default: most units have none
 
     @property
     def size(self) -> int:
@@ -149,7 +149,7 @@ def plan_units(
                     root_id,
                     folder,
                     [(f, known.get((root_id, f.path))) for f in files],
-                    sidecars_by_folder.get(key, []),
+                    sidecars_by_folder.get(key, ()),
                 )
             )
             continue
