@@ -178,7 +178,7 @@ async def _run_scanner(
                     "files_seen": survey.files_seen,
                     "new": len(survey.diff.new),
                     "changed": len(survey.diff.changed),
-                    "unchanged": len(survey.diff.unchanged),
+                    "unchanged": survey.diff.unchanged_files,
                     "units": len(survey.units),
                 }
             else:

@@ -159,7 +159,7 @@ def test_walk_with_custom_rules_reaches_a_hidden_folder(tmp_path: Path) -> None:
 def test_targeted_walk_below_a_junk_folder_finds_nothing(tmp_path: Path) -> None:
     _touch(tmp_path, "Author/@eaDir/Book.epub/SYNOINDEX.epub")
     _touch(tmp_path, "Author/Book.epub")
-    assert walk_root(1, str(tmp_path), "Author/@eaDir").files == []
+    assert list(walk_root(1, str(tmp_path), "Author/@eaDir").files) == []
     assert [f.path for f in walk_root(1, str(tmp_path), "Author").files] == ["Author/Book.epub"]
 
 
@@ -182,3 +182,55 @@ async def test_the_watcher_starts_no_scan_for_changes_in_junk(pool: asyncpg.Pool
     await watcher._enqueue(roots, ["/lib/Author/Book.epub", "/lib/Author/@eaDir/x.epub"])
     payload = await pool.fetchval("SELECT payload FROM shelfscan.jobs")
     assert payload["paths"] == ["Author/Book.epub"]
+
+
+def test_a_walk_shares_the_catalogues_path_strings(tmp_path: Path) -> None:
+    """On a rescan a file's path is held once: the walk takes the catalogue's string."""
+    from shelfscan.catalogue.known import KnownFile, KnownFiles
+
+    (tmp_path / "Author").mkdir()
+    (tmp_path / "Author" / "Book.epub").write_bytes(b"x")
+    (tmp_path / "New.epub").write_bytes(b"y")
+    st = (tmp_path / "Author" / "Book.epub").stat()
+    path = "".join(["Author/", "Book.epub"])  # a string object of its own, as a row gives
+    known = KnownFiles.of([KnownFile(1, 1, 1, path, st.st_size, st.st_mtime_ns, st.st_ino, "ok")])
+    files = {f.path: f for f in walk_root(1, str(tmp_path), known=known).files}
+    assert sorted(files) == ["Author/Book.epub", "New.epub"]
+    assert files["Author/Book.epub"].path is path
+    assert files["Author/Book.epub"].mtime_ns == st.st_mtime_ns
+
+
+def test_linked_folders_are_walked_once_and_never_in_a_loop(tmp_path: Path) -> None:
+    """A link back up (a loop), a link to a folder inside the root and a second link to the same
+    outside folder are skipped; the first link to an outside folder is followed."""
+    root, outside = tmp_path / "lib", tmp_path / "elsewhere"
+    (root / "Author").mkdir(parents=True)
+    (root / "Author" / "Book.epub").write_bytes(b"x")
+    outside.mkdir()
+    (outside / "Far.epub").write_bytes(b"y")
+    (root / "Author" / "loop").symlink_to(root)
+    (root / "again").symlink_to(root / "Author")
+    (root / "far").symlink_to(outside)
+    (root / "zz-far-too").symlink_to(outside)
+    (root / "up").symlink_to(tmp_path)  # holds the root: walking it would list the root again
+    paths = sorted(f.path for f in walk_root(1, str(root)).files)
+    assert paths in (
+        ["Author/Book.epub", "far/Far.epub"],
+        ["Author/Book.epub", "zz-far-too/Far.epub"],
+    )
+
+
+def test_a_walks_compact_file_list_gives_back_every_file_as_it_was_stored() -> None:
+    from shelfscan.scan.discovery import DiskFile, DiskFiles
+
+    files = [
+        DiskFile(1, "a/x.epub", 0, -5, 2**64 - 1, 2**40, "epub"),  # an inode past 2**63
+        DiskFile(2, "caf\udce9.cbz", 7, 10**18, 3, 4, "cbz"),  # a non-UTF-8 name
+        DiskFile(1, "b/y.mp3", 9, 6, 8, 2**40, "mp3"),
+    ]
+    stored = DiskFiles(files[:1])
+    stored += files[1:2]
+    stored.append(files[2])
+    assert list(stored) == files and len(stored) == 3 and stored
+    assert (stored[-1], stored[1:]) == (files[2], files[1:])
+    assert not DiskFiles()

@@ -235,7 +235,7 @@ def _disk(path: str, fmt: str | None = None) -> DiskFile:
 
 def _units(paths: list[str], sidecars: list[str], touched: list[str] | None = None) -> list[Unit]:
     walk = RootWalk(1, "/lib")
-    walk.files = [_disk(p) for p in paths]
+    walk.files.extend(_disk(p) for p in paths)
     walk.sidecars = [_disk(p, "sidecar") for p in sidecars]
     known: dict[tuple[int, str], KnownFile] = {}
     return plan_units(
@@ -262,7 +262,7 @@ def test_a_flat_folder_gives_one_unit_per_name() -> None:
         ["Books/Emma.epub"],
         ["Books/Persuasion.epub"],
     ]
-    assert all(u.sidecars == [] for u in units)
+    assert all(not u.sidecars for u in units)
 
 
 def test_a_changed_format_rereads_its_siblings_only() -> None:

@@ -337,7 +337,7 @@ def test_files_under_a_folder_that_cannot_be_listed_are_not_marked_missing() -> 
     }
     plan = diff([walk], known)
     assert [k.path for k in plan.missing] == ["gone/c.epub"]
-    assert [k.path for k in plan.unchanged] == ["open/a.epub"]
+    assert (plan.unchanged_files, list(plan.unchanged_books)) == (1, [1])
 
 
 async def test_files_still_being_written_wait_for_a_later_pass(
@@ -447,3 +447,47 @@ async def test_permission_denied_clears_on_the_scan_after_the_fix(
     row = await pool.fetchrow("SELECT status, scan_error FROM shelfscan.files")
     assert (row["status"], row["scan_error"]) == ("ok", None)
     assert [b["title"] for b in await export(pool)] == ["Was Shut"]
+
+
+def test_an_unchanged_empty_file_in_error_is_not_read_again() -> None:
+    """An empty file cannot become readable while its size stays 0, so only the others are retried."""
+    from shelfscan.catalogue.known import KnownFile
+    from shelfscan.scan.diff import diff
+    from shelfscan.scan.discovery import DiskFile, RootWalk
+
+    walk = RootWalk(1, "/lib")
+    walk.files += [
+        DiskFile(1, "empty.epub", 0, 5, 7, 1, "epub"),
+        DiskFile(1, "broken.epub", 10, 5, 8, 1, "epub"),
+        DiskFile(1, "grown.epub", 10, 6, 9, 1, "epub"),
+    ]
+    known = {
+        (1, "empty.epub"): KnownFile(1, 1, 1, "empty.epub", 0, 5, 7, "error"),
+        (1, "broken.epub"): KnownFile(2, 2, 1, "broken.epub", 10, 5, 8, "error"),
+        (1, "grown.epub"): KnownFile(3, 3, 1, "grown.epub", 0, 5, 9, "error"),  # was empty
+    }
+    plan = diff([walk], known)
+    assert sorted(d.path for d, _ in plan.changed) == ["broken.epub", "grown.epub"]
+    assert (plan.unchanged_files, list(plan.unchanged_books), plan.missing) == (1, [1], [])
+
+
+def test_the_catalogues_compact_view_gives_back_every_file_as_it_was_stored() -> None:
+    """KnownFiles keeps columns, not objects: what comes out must be what went in, Nones too."""
+    from shelfscan.catalogue.known import KnownFile, KnownFiles
+
+    files = [
+        KnownFile(1, 10, 1, "a/x.epub", 0, 5, None, "error"),
+        KnownFile(2, 10, 1, "a/y.epub", 7, -3, 2**40, "ok", 2**33, "f" * 64),
+        KnownFile(3, 11, 2, "a/x.epub", 9, 6, 8, "missing", None),
+        KnownFile(4, 12, 1, "caf\udce9.epub", 1, 2, 3, "ok", 4),  # a non-UTF-8 name
+    ]
+    known = KnownFiles.of(files)
+    assert len(known) == 4 and list(known) == [(k.root_id, k.path) for k in files]
+    assert [known[(k.root_id, k.path)] for k in files] == files
+    assert known.get((2, "a/y.epub")) is None and known.row(9, "a/x.epub") is None
+    assert (known.held(1), known.held(2)) == (3, 0)  # missing files are not held
+    row = known.row(1, "a/y.epub")
+    assert row is not None and known.same_stat(row, 7, -3, 2**40)
+    assert not known.same_stat(row, 7, -3, 1) and not known.same_stat(row, 8, -3, 2**40)
+    no_inode = known.row(1, "a/x.epub")
+    assert no_inode is not None and known.same_stat(no_inode, 0, 5, 12345)

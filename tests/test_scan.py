@@ -157,9 +157,10 @@ async def test_bad_files_are_recorded_and_the_scan_goes_on(
         "SELECT level, event, path FROM shelfscan.job_logs WHERE event = 'file_unreadable'"
     )
     assert {r["path"] for r in logs} == {"empty.epub", "notes.EPUB", "truncated.epub"}
-    # A broken file is read again (its cause may have passed) and stays one error, not a new book.
+    # A broken file is read again (its cause may have passed) and stays one error, not a new book;
+    # the empty one is not read again (nothing in it can change while it stays empty).
     again = await scan(root)
-    assert (again.files_failed, again.books_added) == (3, 0)
+    assert (again.files_failed, again.files_read, again.books_added) == (2, 2, 0)
     assert await pool.fetchval("SELECT count(*) FROM shelfscan.files WHERE status = 'error'") == 3
     assert await pool.fetchval("SELECT count(*) FROM shelfscan.books") == 6
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from array import array
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -31,27 +32,196 @@ _KNOWN_COLUMNS = (
 )
 
 
-def _known(r: asyncpg.Record) -> KnownFile:
-    return KnownFile(
-        r["id"],
-        r["book_id"],
-        r["root_id"],
-        from_db(r["path"], r["path_raw"]),
-        r["size"],
-        r["mtime_ns"],
-        r["inode"],
-        r["status"],
-        r["device"],
-        r["fingerprint"],
+_FETCH_BATCH = 5000
+_NULL = -(2**63)  # None in a bigint column (inode, device): no real value is this
+_STATUSES = ("ok", "missing", "error")
+
+
+class KnownFiles(Mapping[tuple[int, str], KnownFile]):
+    """What the catalogue holds about many files, by (root id, path), stored in columns.
+
+    A library-wide scan needs a view of every file (a million in a big library),
+    and a `KnownFile` each cost ~490 bytes with its key tuple and number objects.
+    Here a file costs its path string (which the walk then shares, see
+    `walk_root`), one dict entry and 50 bytes of arrays: a `KnownFile` is made
+    only when one is asked for (`get`, `at`), and the diff asks only for files
+    something happens to. Read-only once built.
+    """
+
+    __slots__ = (
+        "_book",
+        "_device",
+        "_fingerprint",
+        "_id",
+        "_index",
+        "_inode",
+        "_mtime",
+        "_paths",
+        "_root",
+        "_size",
+        "_status",
     )
 
+    def __init__(self) -> None:
+        self._index: dict[int, dict[str, int]] = {}  # root id -> path -> row
+        self._root = array("q")
+        self._id = array("q")
+        self._book = array("q")
+        self._size = array("q")
+        self._mtime = array("q")
+        self._inode = array("q")
+        self._device = array("q")
+        self._status = bytearray()
+        self._fingerprint: dict[int, str] = {}  # row -> fingerprint, for rows that have one
+        self._paths: list[str] = []
 
-async def load_known_files(pool: asyncpg.Pool, library_id: int) -> dict[tuple[int, str], KnownFile]:
+    @classmethod
+    def of(cls, files: Iterable[KnownFile]) -> KnownFiles:
+        known = cls()
+        for k in files:
+            known.add(
+                k.id,
+                k.book_id,
+                k.root_id,
+                k.path,
+                k.size,
+                k.mtime_ns,
+                k.inode,
+                k.status,
+                k.device,
+                k.fingerprint,
+            )
+        return known
+
+    def add(
+        self,
+        id: int,
+        book_id: int,
+        root_id: int,
+        path: str,
+        size: int,
+        mtime_ns: int,
+        inode: int | None,
+        status: str,
+        device: int | None,
+        fingerprint: str | None,
+    ) -> None:
+        row = len(self._id)
+        by_path = self._index.get(root_id)
+        if by_path is None:
+            by_path = self._index[root_id] = {}
+        by_path[path] = row
+        self._paths.append(path)
+        self._root.append(root_id)
+        self._id.append(id)
+        self._book.append(book_id)
+        self._size.append(size)
+        self._mtime.append(mtime_ns)
+        self._inode.append(_NULL if inode is None else inode)
+        self._device.append(_NULL if device is None else device)
+        self._status.append(_STATUSES.index(status))
+        if fingerprint is not None:
+            self._fingerprint[row] = fingerprint
+
+    def row(self, root_id: int, path: str) -> int | None:
+        """The row of a file (an index for `at`), or None when the catalogue does not hold it."""
+        by_path = self._index.get(root_id)
+        return None if by_path is None else by_path.get(path)
+
+    def at(self, row: int) -> KnownFile:
+        inode, device = self._inode[row], self._device[row]
+        return KnownFile(
+            self._id[row],
+            self._book[row],
+            self._root[row],
+            self._paths[row],
+            self._size[row],
+            self._mtime[row],
+            None if inode == _NULL else inode,
+            _STATUSES[self._status[row]],
+            None if device == _NULL else device,
+            self._fingerprint.get(row),
+        )
+
+    def same_stat(self, row: int, size: int, mtime_ns: int, inode: int) -> bool:
+        """Size, mtime and inode as the walk found them (an inode the catalogue lacks matches)."""
+        known_inode = self._inode[row]
+        return (
+            self._size[row] == size
+            and self._mtime[row] == mtime_ns
+            and known_inode in (_NULL, inode)
+        )
+
+    def status(self, row: int) -> str:
+        return _STATUSES[self._status[row]]
+
+    def book_of(self, row: int) -> int:
+        return self._book[row]
+
+    def path_of(self, root_id: int, path: str) -> str | None:
+        """The catalogue's own string for this path (for the walk to share), or None."""
+        row = self.row(root_id, path)
+        return None if row is None else self._paths[row]
+
+    def held(self, root_id: int) -> int:
+        """How many files of a root the catalogue holds that are not missing."""
+        missing = _STATUSES.index("missing")
+        return sum(
+            1
+            for r, st in zip(self._root, self._status, strict=True)
+            if r == root_id and st != missing
+        )
+
+    def __getitem__(self, key: tuple[int, str]) -> KnownFile:
+        row = self.row(*key)
+        if row is None:
+            raise KeyError(key)
+        return self.at(row)
+
+    def __iter__(self) -> Iterator[tuple[int, str]]:
+        return zip(self._root, self._paths, strict=True)
+
+    def __len__(self) -> int:
+        return len(self._id)
+
+
+class _KnownRows:
+    """Rows of `shelfscan.files` read into a `KnownFiles`, a batch at a time."""
+
+    @staticmethod
+    async def fetch(pool: asyncpg.Pool, query: str, *args: object) -> KnownFiles:
+        """Run `query` through a cursor, `_FETCH_BATCH` rows at a time.
+
+        `pool.fetch` would hold every row as a Record until the last one arrived,
+        beside what is built from them: at 200,000 files that doubled the memory of
+        this step. A batch's Records are dropped as soon as they are stored.
+        """
+        known = KnownFiles()
+        add = known.add
+        async with pool.acquire() as conn, conn.transaction():
+            cursor = await conn.cursor(query, *args)
+            while rows := await cursor.fetch(_FETCH_BATCH):
+                for r in rows:
+                    add(
+                        r["id"],
+                        r["book_id"],
+                        r["root_id"],
+                        from_db(r["path"], r["path_raw"]),
+                        r["size"],
+                        r["mtime_ns"],
+                        r["inode"],
+                        r["status"],
+                        r["device"],
+                        r["fingerprint"],
+                    )
+        return known
+
+
+async def load_known_files(pool: asyncpg.Pool, library_id: int) -> KnownFiles:
     """One bulk read: the diff must not cost a round trip per file."""
-    rows = await pool.fetch(
-        f"SELECT {_KNOWN_COLUMNS} FROM shelfscan.files WHERE library_id = $1", library_id
+    return await _KnownRows.fetch(
+        pool, f"SELECT {_KNOWN_COLUMNS} FROM shelfscan.files WHERE library_id = $1", library_id
     )
-    return {(k.root_id, k.path): k for k in map(_known, rows)}
 
 
 async def mark_missing(pool: asyncpg.Pool, library_id: int, file_ids: Sequence[int]) -> list[int]:
@@ -128,39 +298,31 @@ async def record_file_errors(
     )
 
 
-async def load_known_paths(
-    pool: asyncpg.Pool, root_id: int, paths: Sequence[str]
-) -> dict[tuple[int, str], KnownFile]:
+async def load_known_paths(pool: asyncpg.Pool, root_id: int, paths: Sequence[str]) -> KnownFiles:
     """The catalogue's rows for a few thousand named files (a part of a split scan)."""
-    rows = await pool.fetch(
+    return await _KnownRows.fetch(
+        pool,
         f"SELECT {_KNOWN_COLUMNS} FROM shelfscan.files WHERE root_id = $1 AND path = ANY($2::text[])",
         root_id,
         [to_db(p)[0] for p in paths],
     )
-    return {(k.root_id, k.path): k for k in map(_known, rows)}
 
 
-async def load_known_under(
-    pool: asyncpg.Pool, root_id: int, folders: Sequence[str]
-) -> dict[tuple[int, str], KnownFile]:
+async def load_known_under(pool: asyncpg.Pool, root_id: int, folders: Sequence[str]) -> KnownFiles:
     """The catalogue's files below some folders of a root (a targeted scan)."""
     if "" in folders:
-        rows = await pool.fetch(
-            f"SELECT {_KNOWN_COLUMNS} FROM shelfscan.files WHERE root_id = $1", root_id
+        return await _KnownRows.fetch(
+            pool, f"SELECT {_KNOWN_COLUMNS} FROM shelfscan.files WHERE root_id = $1", root_id
         )
-    else:
-        prefixes = [to_db(f)[0].rstrip("/") + "/" for f in folders]
-        rows = await pool.fetch(
-            f"""SELECT {_KNOWN_COLUMNS} FROM shelfscan.files
-                WHERE root_id = $1 AND (path = ANY($2::text[]) OR path LIKE ANY($3::text[]))""",
-            root_id,
-            [p.rstrip("/") for p in prefixes],
-            [
-                p.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-                for p in prefixes
-            ],
-        )
-    return {(k.root_id, k.path): k for k in map(_known, rows)}
+    prefixes = [to_db(f)[0].rstrip("/") + "/" for f in folders]
+    return await _KnownRows.fetch(
+        pool,
+        f"""SELECT {_KNOWN_COLUMNS} FROM shelfscan.files
+            WHERE root_id = $1 AND (path = ANY($2::text[]) OR path LIKE ANY($3::text[]))""",
+        root_id,
+        [p.rstrip("/") for p in prefixes],
+        [p.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%" for p in prefixes],
+    )
 
 
 @dataclass(frozen=True, slots=True)

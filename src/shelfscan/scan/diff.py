@@ -2,21 +2,27 @@
 
 Unchanged files (same size, mtime in nanoseconds and inode) cost nothing more
 than the stat the walk already did, except files whose last read failed: the
-cause may have passed without touching the file, so they are read again. A new path that matches a vanished file by
+cause may have passed without touching the file, so they are read again (but
+not an empty file: nothing in it can change while its size stays 0). A new path that matches a vanished file by
 (device, inode) and size, or by content fingerprint, is that file moved: it
 keeps its row, its book and its edits. Only new files whose size equals a
 vanished file's are fingerprinted, so a move costs a couple of reads.
+
+Memory: a plan keeps only the files something happens to (new, changed, moved,
+restored, missing); unchanged files leave a count and an array of their book ids, so the
+catalogue's view of a million files can be dropped as soon as planning is done.
 """
 
 from __future__ import annotations
 
 import os
 import posixpath
+from array import array
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from shelfscan.catalogue.known import KnownFile, KnownSidecar
+from shelfscan.catalogue.known import KnownFile, KnownFiles, KnownSidecar
 from shelfscan.scan.discovery import DiskFile, RootWalk
 
 
@@ -25,7 +31,8 @@ class ScanPlan:
     new: list[DiskFile]
     changed: list[tuple[DiskFile, KnownFile]]
     restored: list[KnownFile]  # unchanged on disk, but the catalogue had them missing
-    unchanged: list[KnownFile]
+    unchanged_files: int
+    unchanged_books: array[int]  # one entry per unchanged file (a set of a million ints: 60 MB)
     missing: list[KnownFile]
     sidecars_changed: list[DiskFile]  # new or edited sidecars, to remember after the scan
     sidecars_gone: list[KnownSidecar]
@@ -33,11 +40,12 @@ class ScanPlan:
     moved: list[tuple[DiskFile, KnownFile]] = field(default_factory=list)  # new place, old row
 
     @property
-    def touched(self) -> set[tuple[int, str]]:
-        """(root id, path) of every file to read: new or changed."""
-        return {(d.root_id, d.path) for d in self.new} | {
-            (d.root_id, d.path) for d, _ in self.changed
-        }
+    def touched(self) -> dict[tuple[int, str], DiskFile]:
+        """Every file to read, new or changed, by (root id, path): grouping puts these very
+        objects in its units, so a file read is in memory once."""
+        chosen = {(d.root_id, d.path): d for d in self.new}
+        chosen.update(((d.root_id, d.path), d) for d, _ in self.changed)
+        return chosen
 
 
 def diff(
@@ -49,8 +57,11 @@ def diff(
     new: list[DiskFile] = []
     changed: list[tuple[DiskFile, KnownFile]] = []
     restored: list[KnownFile] = []
-    unchanged: list[KnownFile] = []
-    seen: set[tuple[int, str]] = set()
+    unchanged_files = 0
+    unchanged_books = array("q")
+    if not isinstance(known, KnownFiles):
+        known = KnownFiles.of(known.values())
+    seen = bytearray(len(known))  # by catalogue row: a byte a file, not a key tuple and a set slot
     shielded: list[tuple[int, str]] = []  # (root id, folder prefix) we could not list
     scanned_roots: set[int] = set()
     known_sidecars = known_sidecars or {}
@@ -67,32 +78,34 @@ def diff(
         scanned_roots.add(walk.root_id)
         shielded.extend((walk.root_id, prefix + "/") for prefix in walk.unreadable)
         for f in walk.files:
-            key = (f.root_id, f.path)
-            seen.add(key)
-            k = known.get(key)
-            if k is None:
+            row = known.row(f.root_id, f.path)
+            if row is None:
                 new.append(f)
-            elif (
-                k.size != f.size
-                or k.mtime_ns != f.mtime_ns
-                or (k.inode is not None and k.inode != f.inode)
-            ):
-                changed.append((f, k))
-            elif k.status == "missing":
-                restored.append(k)
-            elif k.status == "error":
+                continue
+            seen[row] = 1
+            status = known.status(row)
+            if not known.same_stat(row, f.size, f.mtime_ns, f.inode):
+                changed.append((f, known.at(row)))
+            elif status == "missing":
+                restored.append(known.at(row))
+            elif status == "error" and f.size:
                 # The cause may have passed (permissions fixed, a mount back, a copy
-                # completed in place): read it again. Files that are ok cost no read.
-                changed.append((f, k))
+                # completed in place): read it again. Files that are ok cost no read,
+                # nor do empty ones: an empty file stays unreadable until its size changes.
+                changed.append((f, known.at(row)))
             else:
-                unchanged.append(k)
-    vanished = [
-        k
-        for key, k in known.items()
-        if key not in seen
-        and k.root_id in scanned_roots
-        and not any(k.root_id == rid and k.path.startswith(prefix) for rid, prefix in shielded)
-    ]
+                unchanged_files += 1
+                unchanged_books.append(known.book_of(row))
+    vanished = []
+    row = seen.find(0)
+    while row != -1:
+        k = known.at(row)
+        if k.root_id in scanned_roots and not any(
+            k.root_id == rid and k.path.startswith(prefix) for rid, prefix in shielded
+        ):
+            vanished.append(k)
+        row = seen.find(0, row + 1)
+    del seen
     moved = _match_moves(new, vanished, fingerprint) if new and vanished else []
     if moved:
         moved_ids = {k.id for _, k in moved}
@@ -107,7 +120,16 @@ def diff(
     ]
     refresh.update((ks.root_id, posixpath.dirname(ks.path)) for ks in sidecars_gone)
     return ScanPlan(
-        new, changed, restored, unchanged, missing, sidecars_changed, sidecars_gone, refresh, moved
+        new,
+        changed,
+        restored,
+        unchanged_files,
+        unchanged_books,
+        missing,
+        sidecars_changed,
+        sidecars_gone,
+        refresh,
+        moved,
     )
 
 

@@ -23,9 +23,12 @@ import fnmatch
 import os
 import re
 import stat as stat_mod
-from collections.abc import Iterable
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import overload
 
+from shelfscan.catalogue.known import KnownFiles
 from shelfscan.formats.registry import format_for_name
 from shelfscan.formats.sidecars import is_sidecar_name
 
@@ -118,11 +121,98 @@ class DiskFile:
     format: str
 
 
+class DiskFiles(Sequence[DiskFile]):
+    """A walk's files, stored in columns; a `DiskFile` is made for each one read out.
+
+    A walk holds every file of a root until planning is done (a million in a big
+    library), and a `DiskFile` object with its number objects cost ~160 bytes on
+    top of its path string. Here a file costs its path string (on a rescan, the
+    catalogue's own: see `walk_root`) and ~41 bytes of arrays; planning keeps a
+    `DiskFile` only for the files it reads.
+    """
+
+    __slots__ = (
+        "_codes",
+        "_device",
+        "_format",
+        "_formats",
+        "_inode",
+        "_mtime",
+        "_paths",
+        "_root",
+        "_size",
+    )
+
+    def __init__(self, files: Iterable[DiskFile] = ()) -> None:
+        self._root = array("q")
+        self._paths: list[str] = []
+        self._size = array("q")
+        self._mtime = array("q")
+        self._inode = array("Q")
+        self._device = array("Q")
+        self._format = bytearray()  # an index into _formats
+        self._formats: list[str] = []
+        self._codes: dict[str, int] = {}
+        self.extend(files)
+
+    def add(
+        self, root_id: int, path: str, size: int, mtime_ns: int, inode: int, device: int, fmt: str
+    ) -> None:
+        code = self._codes.get(fmt)
+        if code is None:
+            code = self._codes[fmt] = len(self._formats)
+            self._formats.append(fmt)
+        self._format.append(code)  # ValueError past 256 formats: the registry has ~20
+        self._root.append(root_id)
+        self._paths.append(path)
+        self._size.append(size)
+        self._mtime.append(mtime_ns)
+        self._inode.append(inode)
+        self._device.append(device)
+
+    def append(self, f: DiskFile) -> None:
+        self.add(f.root_id, f.path, f.size, f.mtime_ns, f.inode, f.device, f.format)
+
+    def extend(self, files: Iterable[DiskFile]) -> None:
+        for f in files:
+            self.append(f)
+
+    def __iadd__(self, files: Iterable[DiskFile]) -> DiskFiles:
+        self.extend(files)
+        return self
+
+    def at(self, i: int) -> DiskFile:
+        return DiskFile(
+            self._root[i],
+            self._paths[i],
+            self._size[i],
+            self._mtime[i],
+            self._inode[i],
+            self._device[i],
+            self._formats[self._format[i]],
+        )
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+    def __iter__(self) -> Iterator[DiskFile]:
+        return map(self.at, range(len(self._paths)))
+
+    @overload
+    def __getitem__(self, i: int) -> DiskFile: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[DiskFile]: ...
+    def __getitem__(self, i: int | slice) -> DiskFile | list[DiskFile]:
+        if isinstance(i, slice):
+            return [self.at(j) for j in range(len(self._paths))[i]]
+        return self.at(range(len(self._paths))[i])
+
+
 @dataclass(slots=True)
 class RootWalk:
     root_id: int
     root: str
-    files: list[DiskFile] = field(default_factory=list)
+    files: DiskFiles = field(default_factory=DiskFiles)
     sidecars: list[DiskFile] = field(
         default_factory=list
     )  # metadata.opf, cover.jpg, ... (format "sidecar")
@@ -132,13 +222,21 @@ class RootWalk:
 
 
 def walk_root(
-    root_id: int, root: str, start: str = "", ignore: IgnoreRules = DEFAULT_RULES
+    root_id: int,
+    root: str,
+    start: str = "",
+    ignore: IgnoreRules = DEFAULT_RULES,
+    known: KnownFiles | None = None,
 ) -> RootWalk:
     """Every supported file under `root` (or only under its sub-folder `start`).
 
     Never raises for a bad sub-folder; a `start` folder that no longer exists,
     or one inside a skipped folder (a watcher saw `@eaDir/` change), gives no
     files, not an error.
+
+    With `known` (what the catalogue holds, loaded before the walk), a file it
+    holds takes the catalogue's path string instead of a new copy: on a rescan
+    each file's path is then in memory once, not twice.
     """
     result = RootWalk(root_id, root)
     if start and ignore.skips_path(start):
@@ -151,7 +249,10 @@ def walk_root(
     if not stat_mod.S_ISDIR(st.st_mode):
         result.error = f"library root {root} is not a folder"
         return result
-    seen_dirs = {(st.st_dev, st.st_ino)}
+    # Only a symlinked folder can lead the walk in a loop or twice over the same files, so
+    # only those are resolved; a set of every folder walked cost ~140 bytes a folder (a
+    # million-file library has over a million folders). The folders already covered:
+    covered = [os.path.realpath(root)]
     stack: list[tuple[str, str]] = [(root, "")]
     if start:
         top = os.path.join(root, start)
@@ -176,11 +277,14 @@ def walk_root(
             child_rel = f"{rel}/{name}" if rel else name
             try:
                 if entry.is_dir():
-                    dst = entry.stat()
-                    key = (dst.st_dev, dst.st_ino)
-                    if key not in seen_dirs:  # symlink loops
-                        seen_dirs.add(key)
-                        stack.append((entry.path, child_rel))
+                    if entry.is_symlink():
+                        # A link to a folder inside the root (walked under its real path),
+                        # to one holding the root, or into a link already followed: skipped.
+                        target = os.path.realpath(entry.path)
+                        if any(_nested(target, c) for c in covered):
+                            continue
+                        covered.append(target)
+                    stack.append((entry.path, child_rel))
                     continue
                 spec = format_for_name(name)
                 if spec is None or name.lower().endswith(IGNORED_SUFFIXES):
@@ -205,18 +309,19 @@ def walk_root(
                 continue
             if not stat_mod.S_ISREG(fst.st_mode):
                 continue
-            result.files.append(
-                DiskFile(
-                    root_id,
-                    child_rel,
-                    fst.st_size,
-                    fst.st_mtime_ns,
-                    fst.st_ino,
-                    fst.st_dev,
-                    spec.format_of(name),
-                )
+            fmt = spec.format_of(name)
+            if known:
+                child_rel = known.path_of(root_id, child_rel) or child_rel
+            result.files.add(
+                root_id, child_rel, fst.st_size, fst.st_mtime_ns, fst.st_ino, fst.st_dev, fmt
             )
     return result
+
+
+def _nested(a: str, b: str) -> bool:
+    """One of two absolute real paths is the other or inside it."""
+    short, long = (a, b) if len(a) <= len(b) else (b, a)
+    return long == short or long.startswith(short.rstrip("/") + "/")
 
 
 def stat_files(

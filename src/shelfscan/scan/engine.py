@@ -26,7 +26,8 @@ import asyncio
 import dataclasses
 import os
 import time
-from collections.abc import Sequence
+from collections import ChainMap
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -34,6 +35,7 @@ import asyncpg
 from shelfscan.catalogue.entities import EntityResolver
 from shelfscan.catalogue.known import (
     KnownFile,
+    KnownFiles,
     KnownSidecar,
     Move,
     apply_moves,
@@ -183,21 +185,22 @@ class Scanner:
         options = request.options or self.options
         settle_s = options.settle_s
         if request.scope is ScanScope.LIBRARY:
-            walks = await asyncio.to_thread(_walk_all, library, options.ignore)
+            # The catalogue first: the walk then shares its path strings (see walk_root).
             known = await load_known_files(self.pool, library.id)
+            walks = await asyncio.to_thread(_walk_all, library, options.ignore, known)
             for walk in walks:
-                guard_root(walk, bool(walk.files), _held(known, walk.root_id))
+                guard_root(walk, bool(walk.files), known.held(walk.root_id))
             sidecars = await load_known_sidecars(self.pool, library.id)
             return await self._survey(walks, known, sidecars, reporter, settle_s)
         root_id, root = request.root_id, request.root()
         assert root_id is not None
         if request.scope is ScanScope.FOLDERS:
             folders = _outermost(list(request.paths))
-            walk, root_shows_files = await asyncio.to_thread(
-                _walk_folders, root_id, root, folders, options.ignore
-            )
             known = await load_known_under(self.pool, root_id, folders)
-            guard_root(walk, root_shows_files, _held(known, root_id))
+            walk, root_shows_files = await asyncio.to_thread(
+                _walk_folders, root_id, root, folders, options.ignore, known
+            )
+            guard_root(walk, root_shows_files, known.held(root_id))
             sidecars = {
                 k: v
                 for k, v in (await load_known_sidecars(self.pool, library.id)).items()
@@ -212,14 +215,14 @@ class Scanner:
         refresh = {(root_id, os.path.dirname(p)) for p in sidecar_paths}
         # The parent chose every named file to be read (new, changed, in a folder whose sidecars
         # changed, or moved with fields from its old path): the part reads them all.
-        touched = {(root_id, d.path) for d in walk.files}
+        touched = {(root_id, d.path): d for d in walk.files}
         units = plan_units([walk], known, touched, refresh)
         return Survey(plan, {root_id: root}, units, [], len(walk.files))
 
     async def _survey(
         self,
         walks: list[RootWalk],
-        known: dict[tuple[int, str], KnownFile],
+        known: KnownFiles,
         known_sidecars: dict[tuple[int, str], KnownSidecar],
         reporter: ScanReporter,
         settle_s: float,
@@ -233,13 +236,12 @@ class Scanner:
         if plan.moved:
             # Fields read off the old path are stale: those books are re-read from the new one.
             stale = await books_with_path_fields(self.pool, [k.book_id for _, k in plan.moved])
-            touched = touched | {(d.root_id, d.path) for d, k in plan.moved if k.book_id in stale}
-            # Group as if the moves were applied (they are, in `_reconcile`): a copy, so
-            # the caller's view of the catalogue stays what the catalogue says.
-            known = dict(known)
-            for d, k in plan.moved:
-                known.pop((k.root_id, k.path), None)
-                known[(d.root_id, d.path)] = dataclasses.replace(
+            touched.update(((d.root_id, d.path), d) for d, k in plan.moved if k.book_id in stale)
+            # Group as if the moves were applied (they are, in `_reconcile`): their new
+            # places over the catalogue's view, which stays what the catalogue says (the
+            # old paths were not walked, so grouping never asks for them).
+            moved_to: dict[tuple[int, str], KnownFile] = {
+                (d.root_id, d.path): dataclasses.replace(
                     k,
                     root_id=d.root_id,
                     path=d.path,
@@ -247,7 +249,16 @@ class Scanner:
                     mtime_ns=d.mtime_ns,
                     inode=d.inode,
                 )
-        units = plan_units(walks, known, touched, plan.refresh_folders)
+                for d, k in plan.moved
+            }
+            # ChainMap only reads the maps after the first (typeshed asks for mutable ones).
+            grouping_view: Mapping[tuple[int, str], KnownFile] = ChainMap(
+                moved_to,
+                known,  # type: ignore[arg-type]
+            )
+        else:
+            grouping_view = known
+        units = plan_units(walks, grouping_view, touched, plan.refresh_folders)
         units, settling = _split_settling(units, settle_s)
         for unit in settling:
             for disk, _ in unit.files:
@@ -258,7 +269,7 @@ class Scanner:
             files_seen=files_seen,
             new=len(plan.new),
             changed=len(plan.changed),
-            unchanged=len(plan.unchanged),
+            unchanged=plan.unchanged_files,
             missing=len(plan.missing),
             moved=len(plan.moved),
             sidecars_changed=len(plan.sidecars_changed) + len(plan.sidecars_gone),
@@ -361,10 +372,6 @@ def guard_root(walk: RootWalk, shows_files: bool, held: int) -> None:
         )
 
 
-def _held(known: dict[tuple[int, str], KnownFile], root_id: int) -> int:
-    return sum(1 for k in known.values() if k.root_id == root_id and k.status != "missing")
-
-
 def _split_settling(units: list[Unit], settle_s: float) -> tuple[list[Unit], list[Unit]]:
     """Units with a file modified within `settle_s` (likely still being copied) wait for later."""
     if settle_s <= 0:
@@ -378,7 +385,11 @@ def _split_settling(units: list[Unit], settle_s: float) -> tuple[list[Unit], lis
 
 
 def _walk_folders(
-    root_id: int, root: str, folders: list[str], ignore: IgnoreRules
+    root_id: int,
+    root: str,
+    folders: list[str],
+    ignore: IgnoreRules,
+    known: KnownFiles,
 ) -> tuple[RootWalk, bool]:
     """One walk of some folders of a root, and whether the root shows anything at all.
 
@@ -387,7 +398,7 @@ def _walk_folders(
     """
     merged = RootWalk(root_id, root)
     for folder in folders:
-        walk = walk_root(root_id, root, folder, ignore)
+        walk = walk_root(root_id, root, folder, ignore, known)
         if walk.error:
             return walk, False
         merged.files.extend(walk.files)
@@ -415,9 +426,15 @@ def _outermost(folders: list[str]) -> list[str]:
     return chosen
 
 
-def _walk_all(library: Library, ignore: IgnoreRules) -> list[RootWalk]:
-    return [walk_root(root.id, str(root.path), ignore=ignore) for root in library.roots]
+def _walk_all(library: Library, ignore: IgnoreRules, known: KnownFiles) -> list[RootWalk]:
+    return [
+        walk_root(root.id, str(root.path), ignore=ignore, known=known) for root in library.roots
+    ]
 
 
 def _unchanged_books(plan: ScanPlan) -> int:
-    return len({k.book_id for k in plan.unchanged} | {k.book_id for _, k in plan.moved})
+    """Distinct books among unchanged and moved files; counted after the scan, when the
+    walk and the catalogue's view are gone."""
+    books = set(plan.unchanged_books)
+    books.update(k.book_id for _, k in plan.moved)
+    return len(books)

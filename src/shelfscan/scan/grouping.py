@@ -37,7 +37,8 @@ import posixpath
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
 
 from shelfscan import names
 from shelfscan.catalogue.known import KnownFile
@@ -79,7 +80,7 @@ class Unit:
     root_id: int
     folder: str
     files: list[tuple[DiskFile, KnownFile | None]]
-    sidecars: list[DiskFile] = field(default_factory=list)
+    sidecars: Sequence[DiskFile] = ()  # shared empty default: most units have none
 
     @property
     def size(self) -> int:
@@ -105,20 +106,40 @@ def disc_of_path(path: str) -> int:
 def plan_units(
     walks: Iterable[RootWalk],
     known: Mapping[tuple[int, str], KnownFile],
-    touched: set[tuple[int, str]],
+    touched: Mapping[tuple[int, str], DiskFile] | AbstractSet[tuple[int, str]],
     refresh_folders: set[FolderKey],
 ) -> list[Unit]:
-    """Units to read: those with a new or changed file, or a changed sidecar."""
-    files_by_folder: dict[FolderKey, list[DiskFile]] = defaultdict(list)
+    """Units to read: those with a new or changed file, or a changed sidecar.
+
+    Only the folders holding such a file are grouped: a no-change rescan of a million
+    files builds no per-folder lists at all, and a small change builds a few. When
+    `touched` maps to the planned `DiskFile`s, units hold those objects (not a second
+    copy read out of the walk).
+    """
+    planned = touched if isinstance(touched, Mapping) else {}
+    # Keyed by the dirty folders alone; a walked file's key is looked up and dropped.
+    files_by_folder: dict[FolderKey, list[DiskFile]] = {
+        (root_id, book_folder(path)): [] for root_id, path in touched
+    }
+    files_by_folder.update((key, []) for key in refresh_folders if key not in files_by_folder)
+    if not files_by_folder:
+        return []
     sidecars_by_folder: dict[FolderKey, list[DiskFile]] = defaultdict(list)
+    in_walk_order: list[list[DiskFile]] = []  # units come out in the order the walk found them
     for walk in walks:
         for f in walk.files:
-            files_by_folder[(f.root_id, book_folder(f.path))].append(f)
+            in_folder = files_by_folder.get((f.root_id, book_folder(f.path)))
+            if in_folder is not None:
+                if not in_folder:
+                    in_walk_order.append(in_folder)
+                in_folder.append(planned.get((f.root_id, f.path), f))
         for s in walk.sidecars:
             sidecars_by_folder[(s.root_id, posixpath.dirname(s.path))].append(s)
+    del files_by_folder
     units: list[Unit] = []
-    for key, files in files_by_folder.items():
-        root_id, folder = key
+    for files in in_walk_order:
+        root_id, folder = files[0].root_id, book_folder(files[0].path)
+        key = (root_id, folder)
         dirty = [f for f in files if (root_id, f.path) in touched]
         if not dirty and key not in refresh_folders:
             continue  # nothing new here (a no-change rescan): no names to compare
@@ -128,7 +149,7 @@ def plan_units(
                     root_id,
                     folder,
                     [(f, known.get((root_id, f.path))) for f in files],
-                    sidecars_by_folder.get(key, []),
+                    sidecars_by_folder.get(key, ()),
                 )
             )
             continue
@@ -140,7 +161,7 @@ def plan_units(
             by_stem[stem_key(f.path)].append(f)
         for same_name in by_stem.values():
             paths = [(root_id, f.path) for f in same_name]
-            if not touched.isdisjoint(paths):
+            if any(p in touched for p in paths):
                 units.append(
                     Unit(
                         root_id,
