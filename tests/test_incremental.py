@@ -473,7 +473,8 @@ def test_an_unchanged_empty_file_in_error_is_not_read_again() -> None:
 
 def test_the_catalogues_compact_view_gives_back_every_file_as_it_was_stored() -> None:
     """KnownFiles keeps columns, not objects: what comes out must be what went in, Nones too."""
-    from shelfscan.catalogue.known import KnownFile, KnownFiles
+    from shelfscan.catalogue.known import KnownFile, KnownFiles, Verdict
+    from shelfscan.catalogue.pathcodec import to_db as _db_path
 
     files = [
         KnownFile(1, 10, 1, "a/x.epub", 0, 5, None, "error"),
@@ -487,7 +488,28 @@ def test_the_catalogues_compact_view_gives_back_every_file_as_it_was_stored() ->
     assert known.get((2, "a/y.epub")) is None and known.row(9, "a/x.epub") is None
     assert (known.held(1), known.held(2)) == (3, 0)  # missing files are not held
     row = known.row(1, "a/y.epub")
-    assert row is not None and known.same_stat(row, 7, -3, 2**40)
-    assert not known.same_stat(row, 7, -3, 1) and not known.same_stat(row, 8, -3, 2**40)
-    no_inode = known.row(1, "a/x.epub")
-    assert no_inode is not None and known.same_stat(no_inode, 0, 5, 12345)
+    assert row is not None and known.verdict(row, 7, -3, 2**40) is Verdict.UNCHANGED
+    assert known.verdict(row, 7, -3, 1) is Verdict.CHANGED  # another inode: another file
+    assert known.verdict(row, 8, -3, 2**40) is Verdict.CHANGED
+    no_inode = known.row(1, "a/x.epub")  # in error, empty, no inode recorded
+    assert no_inode is not None and known.verdict(no_inode, 0, 5, 12345) is Verdict.UNCHANGED
+    assert known.verdict(no_inode, 0, 6, 12345) is Verdict.CHANGED
+    gone = known.row(2, "a/x.epub")
+    assert gone is not None and known.verdict(gone, 9, 6, 8) is Verdict.RESTORED
+    # The loader's batch form (rows in _KNOWN_COLUMNS order, raw bytes for a non-UTF-8
+    # name, two roots in one batch) builds the same view as one file at a time.
+    batch = KnownFiles()
+    batch.add_rows(
+        [
+            (k.id, k.book_id, k.root_id, *_db_path(k.path), k.size, k.mtime_ns, k.inode,
+             k.status, k.device, k.fingerprint)
+            for k in files
+        ]
+    )  # fmt: skip
+    assert list(batch) == list(known) and [batch.at(r) for r in range(4)] == files
+    assert dict(batch.paths_of(1)) == {"a/x.epub": 0, "a/y.epub": 1, "caf\udce9.epub": 3}
+    assert dict(batch.paths_of(7)) == {}
+    single = KnownFiles()
+    single.add_rows([(5, 1, 3, "b.epub", None, 1, 1, None, "error", None, None)])
+    single.add_rows([])
+    assert single.paths_of(3) == {"b.epub": 0} and single.at(0).inode is None

@@ -22,7 +22,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from shelfscan.catalogue.known import KnownFile, KnownFiles, KnownSidecar
+from shelfscan.catalogue.known import KnownFile, KnownFiles, KnownSidecar, Verdict
 from shelfscan.scan.discovery import DiskFile, RootWalk
 
 
@@ -77,25 +77,26 @@ def diff(
                 refresh.add((sc.root_id, posixpath.dirname(sc.path)))
         scanned_roots.add(walk.root_id)
         shielded.extend((walk.root_id, prefix + "/") for prefix in walk.unreadable)
-        for f in walk.files:
-            row = known.row(f.root_id, f.path)
+        # On the columns: a DiskFile is made only for a file something happens to.
+        files = walk.files
+        last_root: int | None = None
+        paths: Mapping[str, int] = {}
+        for i, root_id, path, size, mtime_ns, inode in files.columns():
+            if root_id != last_root:
+                paths, last_root = known.paths_of(root_id), root_id
+            row = paths.get(path)
             if row is None:
-                new.append(f)
+                new.append(files.at(i))
                 continue
             seen[row] = 1
-            status = known.status(row)
-            if not known.same_stat(row, f.size, f.mtime_ns, f.inode):
-                changed.append((f, known.at(row)))
-            elif status == "missing":
-                restored.append(known.at(row))
-            elif status == "error" and f.size:
-                # The cause may have passed (permissions fixed, a mount back, a copy
-                # completed in place): read it again. Files that are ok cost no read,
-                # nor do empty ones: an empty file stays unreadable until its size changes.
-                changed.append((f, known.at(row)))
-            else:
+            verdict = known.verdict(row, size, mtime_ns, inode)
+            if verdict is Verdict.UNCHANGED:
                 unchanged_files += 1
                 unchanged_books.append(known.book_of(row))
+            elif verdict is Verdict.CHANGED:
+                changed.append((files.at(i), known.at(row)))
+            else:
+                restored.append(known.at(row))
     vanished = []
     row = seen.find(0)
     while row != -1:

@@ -192,6 +192,19 @@ class DiskFiles(Sequence[DiskFile]):
             self._formats[self._format[i]],
         )
 
+    def columns(self) -> Iterator[tuple[int, int, str, int, int, int]]:
+        """(index, root id, path, size, mtime, inode) per file, without a `DiskFile` each:
+        what the diff compares (`at(index)` gives the file when it is to be read)."""
+        return zip(
+            range(len(self._paths)),
+            self._root,
+            self._paths,
+            self._size,
+            self._mtime,
+            self._inode,
+            strict=True,
+        )
+
     def __len__(self) -> int:
         return len(self._paths)
 
