@@ -411,7 +411,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     ]
     for n in noise["rounds"]:
         lines.append(
-            f"| {n['round']} | {', '.join(f'{p:.0f}' for p in n['probe_ms'])} | {n['median_ms']:.0f} |"
+            f"| {n['round']}{' (cold)' if n.get('cold') else ''} | "
+            f"{', '.join(f'{p:.0f}' for p in n['probe_ms'])} | {n['median_ms']:.0f} |"
         )
     rows = _rows_line(report)
     if rows:

@@ -60,6 +60,24 @@ def run_case_process(spec: dict[str, Any]) -> dict[str, Any]:
     raise BenchError(f"case {spec.get('key')} failed (exit {proc.returncode}):\n{tail}")
 
 
+def round_orders(cases: list[Case], rounds: int) -> list[tuple[bool, int, list[Case]]]:
+    """(cold, round, cases in the order run): every warm round first, then the cold ones.
+
+    A case run after a cache drop reads its library from disk and would be reported
+    as warm (the 2026-12-07 full run lost its 100k-EPUB and 1M-file figures that way),
+    so no warm case follows a cold one. Each round rotates its cases by one place, so
+    no case is always first after the noise probe.
+    """
+    orders: list[tuple[bool, int, list[Case]]] = []
+    for cold in (False, True):
+        for rnd in range(rounds):
+            current = [c for c in cases if c.cold == cold and (c.rounds is None or rnd < c.rounds)]
+            if current:
+                shift = rnd % len(current)
+                orders.append((cold, rnd, current[shift:] + current[:shift]))
+    return orders
+
+
 @dataclass(slots=True)
 class Runner:
     """Runs cases against the databases; keeps the warm-up snapshots."""
@@ -255,16 +273,19 @@ async def run_benchmark(args: argparse.Namespace, admin_url: str) -> dict[str, A
                     "seconds": warm["seconds"],
                     "counts": warm["counts"],
                 }
-        for rnd in range(args.rounds):
+        for cold_phase, rnd, order in round_orders(cases, args.rounds):
             probes = [probe_ms() for _ in range(5)]
-            current = [c for c in cases if c.rounds is None or rnd < c.rounds]
-            shift = rnd % len(current)
-            order = current[shift:] + current[:shift]
             noise.append(
-                {"round": rnd + 1, "probe_ms": probes, "median_ms": statistics.median(probes)}
+                {
+                    "round": rnd + 1,
+                    "cold": cold_phase,
+                    "probe_ms": probes,
+                    "median_ms": statistics.median(probes),
+                }
             )
             log(
-                f"round {rnd + 1}/{args.rounds}: noise probe median {statistics.median(probes):.0f} ms"
+                f"{'cold ' if cold_phase else ''}round {rnd + 1}/{args.rounds}: "
+                f"noise probe median {statistics.median(probes):.0f} ms"
             )
             for position, case in enumerate(order):
                 result = await runner.run(case)
@@ -275,7 +296,7 @@ async def run_benchmark(args: argparse.Namespace, admin_url: str) -> dict[str, A
                     f"  {case.key:<22} {result['seconds']:8.3f} s  {rate:9,.0f} {case.unit}/s"
                     f"  (probe {result['probe_ms']:.0f} ms)"
                 )
-            if small_cli_lib is not None:
+            if small_cli_lib is not None and not cold_phase:
                 small = await asyncio.to_thread(smallcli.measure, small_cli_lib / "audiobooks", 1)
                 for run in small["runs"]:
                     run.update(round=rnd + 1, probe_ms=probe_ms())

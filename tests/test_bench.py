@@ -121,3 +121,35 @@ def test_ab_summary_is_the_geometric_mean_of_paired_rounds() -> None:
     assert summary["first"]["cpu_s"]["ratio_min"] == 1.1
     assert summary["rescan"]["elapsed_s"]["ratio_geomean"] == round(2**0.5, 3)
     assert summary["rescan"]["elapsed_s"]["ratio_max"] == 2.0
+
+
+def test_no_warm_case_runs_after_a_cache_drop() -> None:
+    """A full run's cold cases drop the page cache; a warm case run after one would read its
+    library from disk and be reported as warm. Cold rounds come after every warm round, the
+    cold placeholder cases stay on the 100k tree, and each round rotates its cases."""
+    from bench.cases import plan_cases
+    from bench.runner import round_orders
+
+    lib = Path("/nonexistent")
+    cases = plan_cases(
+        {1000: lib, 10_000: lib},
+        None,
+        [(10_000, lib), (100_000, lib), (1_000_000, lib)],
+        0.01,
+        epub_big=(100_000, lib),
+        cold=True,
+        big_rounds=1,
+    )
+    orders = round_orders(cases, 3)
+    flags = [cold for cold, _, _ in orders]
+    assert flags == sorted(flags) and True in flags and False in flags
+    for cold, _, order in orders:
+        assert all(c.cold == cold for c in order)
+    ran = [c for _, _, order in orders for c in order]
+    assert {c.key for c in cases} == {c.key for c in ran}  # every case runs
+    cold_trees = {c.size for c in cases if c.cold and c.tree == "placeholders"}
+    assert cold_trees == {100_000}
+    once = [c for c in ran if c.size == 1_000_000]
+    assert len(once) == len({c.key for c in once})  # the 1M tree: one round
+    warm = [order for cold, _, order in orders if not cold]
+    assert warm[0][0] != warm[1][0]  # rotated
