@@ -233,6 +233,15 @@ class KnownFiles(Mapping[tuple[int, str], KnownFile]):
             raise KeyError(key)
         return self.at(row)
 
+    # Mapping's own get and `in` go through __getitem__ and a KeyError for every file the
+    # catalogue lacks: on a first scan, every file (~3 us each at 100,000 files).
+    def get(self, key: tuple[int, str], default: Any = None) -> Any:
+        row = self.row(*key)
+        return default if row is None else self.at(row)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, tuple) and len(key) == 2 and self.row(*key) is not None
+
     def __iter__(self) -> Iterator[tuple[int, str]]:
         return zip(self._root, self._paths, strict=True)
 

@@ -89,9 +89,11 @@ class Unit:
 
 def book_folder(path: str) -> str:
     """The folder a file's book lives in: a `CD 2/` or `Disc 1/` level is folded into its parent."""
-    folder = posixpath.dirname(path)
-    if folder and is_disc_folder(posixpath.basename(folder)):
-        return posixpath.dirname(folder)
+    # rpartition, not posixpath: paths here are normalised ('/'-separated, relative), and
+    # this runs twice for every file a first scan plans.
+    folder = path.rpartition("/")[0]
+    if folder and is_disc_folder(folder.rpartition("/")[2]):
+        return folder.rpartition("/")[0]
     return folder
 
 
