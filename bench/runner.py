@@ -325,6 +325,8 @@ async def run_benchmark(args: argparse.Namespace, admin_url: str) -> dict[str, A
         for case in wanted:
             log(f"profiling {case.key} (pyinstrument)")
             try:
+                if cold is not None and any(c.cold for c in cases):
+                    await runner.run(case)  # untimed: re-warm what the cold rounds dropped
                 profiled = await runner.run(case, profile_dir=args.out)
             except BenchError as exc:  # the measurements stand without a profile
                 log(f"profiling {case.key} failed: {exc}")
