@@ -131,12 +131,22 @@ class Case:
 
     @property
     def key(self) -> str:
-        return f"{self.variant}@{self.size}" + ("-cold" if self.cold else "")
+        return case_key(self.variant, self.size, tree=self.tree, cold=self.cold)
 
     @property
     def family(self) -> str:
         """Whose first scan a rescan of this case starts from."""
         return "reference" if self.kind in REFERENCE_KINDS else "shelfscan"
+
+
+def case_key(variant: str, size: int, *, tree: str = "EPUBs", cold: bool = False) -> str:
+    """A case's name in the results: a placeholder tree of the same size as an EPUB library
+    is another case (the 2026-12-07 full run pooled `reference@10000` of both)."""
+    return (
+        f"{variant}@{size}"
+        + ("-placeholders" if tree == "placeholders" else "")
+        + ("-cold" if cold else "")
+    )
 
 
 def plan_cases(

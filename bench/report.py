@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.cases import Case
+from bench.cases import Case, case_key
 from bench.common import (
     CHANGED_BUDGET,
     REFERENCE_OF,
@@ -106,15 +106,17 @@ def build_report(
         v["ratio_to_naive"] = round(v["median"]["rate"] / base, 2) if base else None
     # Every case also as a share of the reference pipeline on the same tree, same cache state.
     refs = {
-        (v["variant"], v["size"], v["cold"]): v["median"]["rate"]
+        (v["variant"], v["size"], v["cold"], v["tree"]): v["median"]["rate"]
         for v in variants
         if v["family"] == "reference"
     }
     for v in variants:
         ref_variant = REFERENCE_OF.get(v["variant"])
-        ref_rate = refs.get((ref_variant, v["size"], v["cold"])) if ref_variant else None
+        ref_rate = refs.get((ref_variant, v["size"], v["cold"], v["tree"])) if ref_variant else None
         v["reference_basis"] = (
-            f"{ref_variant}@{v['size']}" + ("-cold" if v["cold"] else "") if ref_rate else None
+            case_key(ref_variant, v["size"], tree=v["tree"], cold=v["cold"])
+            if ref_variant and ref_rate
+            else None
         )
         v["pct_of_reference"] = round(100 * v["median"]["rate"] / ref_rate, 1) if ref_rate else None
     probes = [p for n in noise for p in n["probe_ms"]]
@@ -191,9 +193,13 @@ def evaluate_targets(report: dict[str, Any], args: argparse.Namespace) -> list[d
             f"{rows['books_without_file']} without a file",
             ok,
         )
-    for key in (f"nochange@{n}", *(f"nochange@{size}" for size in args.big)):
+    rescans = [(f"nochange@{n}", n, "EPUBs")]
+    rescans += [
+        (case_key("nochange", size, tree="placeholders"), size, "placeholders") for size in args.big
+    ]
+    for key, size, tree in rescans:
         v = _find(report, key)
-        label = f"no-change rescan >= {TARGET_NOCHANGE_FILES_S:,.0f} files/s ({key.split('@')[1]} files)"
+        label = f"no-change rescan >= {TARGET_NOCHANGE_FILES_S:,.0f} files/s ({size} {tree})"
         if v is None:
             add(label, "not measured", None)
         else:
@@ -298,7 +304,8 @@ def _linear_target(report: dict[str, Any], args: argparse.Namespace, add: Add) -
     small, large = sizes[-2], sizes[-1]
     parts, ok = [], True
     for variant in ("discover", "placeholders", "nochange"):
-        a, b = _find(report, f"{variant}@{small}"), _find(report, f"{variant}@{large}")
+        a = _find(report, case_key(variant, small, tree="placeholders"))
+        b = _find(report, case_key(variant, large, tree="placeholders"))
         if a is None or b is None:
             continue
         per_a = a["median"]["seconds"] / small
@@ -442,7 +449,7 @@ def _scaling_lines(report: dict[str, Any]) -> list[str]:
                 (
                     x
                     for x in report["variants"]
-                    if x["key"] == f"{name}@{size}" and x["tree"] == "placeholders"
+                    if x["key"] == case_key(name, size, tree="placeholders")
                 ),
                 None,
             )

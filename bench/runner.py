@@ -30,7 +30,15 @@ from pathlib import Path
 from typing import Any
 
 from bench import smallcli
-from bench.cases import Case, ChangeSet, describe_library, pick_changed, plan_cases, restore_pending
+from bench.cases import (
+    Case,
+    ChangeSet,
+    case_key,
+    describe_library,
+    pick_changed,
+    plan_cases,
+    restore_pending,
+)
 from bench.common import CASE_TIMEOUT_S, REPO, RESULT_PREFIX, BenchError, log
 from bench.database import Database
 from bench.measure import probe_ms
@@ -358,11 +366,12 @@ def profile_cases(
             elif name.startswith("audio"):
                 keys.extend(c.key for c in cases if c.variant == "audio")
             elif name.startswith("no-change"):
-                keys.append(f"nochange@{name.split('(')[1].split()[0]}")
+                size, tree = name.split("(")[1].rstrip(")").split()[:2]  # "(10000 EPUBs)"
+                keys.append(case_key("nochange", int(size), tree=tree))
             elif name.startswith("rescan"):
                 keys.append(f"changed1@{args.books}")
             elif name.startswith("peak RSS"):
-                keys.extend(f"placeholders@{size}" for size in args.big[-1:])
+                keys.extend(case_key("placeholders", s, tree="placeholders") for s in args.big[-1:])
     if args.profile == "always":
         keys = [f"default@{args.books}"] + [k for k in keys if k.startswith("audio")]
     chosen = list(dict.fromkeys(keys))

@@ -48,7 +48,7 @@ async def test_bench_smoke_writes_wellformed_results(db_url: str, tmp_path: Path
     assert {v["variant"] for v in report["variants"]} == VARIANTS
     for v in report["variants"]:
         m = v["median"]
-        assert len(v["runs"]) == 1, v["key"]
+        assert len(v["runs"]) == 1, v["key"]  # one round, and no two cases under one key
         assert m["seconds"] > 0 and m["rate"] > 0, v["key"]
         assert v["ratio_to_naive"] is not None and v["ratio_to_naive"] > 0, v["key"]
         assert m["rss_main_mb"] > 0 and m["rss_total_mb"] >= m["rss_main_mb"], v["key"]
@@ -140,6 +140,9 @@ def test_no_warm_case_runs_after_a_cache_drop() -> None:
         cold=True,
         big_rounds=1,
     )
+    # A placeholder tree of an EPUB library's size is another case, under its own key.
+    assert len({c.key for c in cases}) == len(cases)
+    assert {"reference@10000", "reference@10000-placeholders"} <= {c.key for c in cases}
     orders = round_orders(cases, 3)
     flags = [cold for cold, _, _ in orders]
     assert flags == sorted(flags) and True in flags and False in flags
